@@ -1,0 +1,1 @@
+//! Content-defined chunking and convergent chunk keys (FORMAT.md section 5).

@@ -1,0 +1,1 @@
+//! Signed commits `CFCM` and commit-chain verification (FORMAT.md section 10).

@@ -1,0 +1,1 @@
+//! Directory nodes `CFDR` (FORMAT.md section 7).

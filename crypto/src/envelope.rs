@@ -1,0 +1,1 @@
+//! The blob envelope `CFEN` (FORMAT.md section 4).

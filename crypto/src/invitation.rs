@@ -1,0 +1,1 @@
+//! Invitations `CFIV`/`CFIP` (FORMAT.md section 9.4).

@@ -1,0 +1,1 @@
+//! File manifests `CFMF` (FORMAT.md section 6).

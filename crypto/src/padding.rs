@@ -1,0 +1,1 @@
+//! Padmé padding (FORMAT.md section 4).

@@ -1,0 +1,1 @@
+//! Argon2id passphrase stretching (FORMAT.md section 8.4).
