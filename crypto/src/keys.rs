@@ -46,19 +46,19 @@ macro_rules! public_bytes32 {
             }
 
             /// Parses 64 hex characters (either case).
-            pub fn from_hex(text: &str) -> Result<Self> {
+            pub fn from_hex(text: &str) -> crate::error::Result<Self> {
                 crate::keys::parse_hex32(text).map($name)
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::core::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 crate::keys::fmt_hex(&self.0, f)
             }
         }
 
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::core::fmt::Debug for $name {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 write!(f, "{}(", stringify!($name))?;
                 crate::keys::fmt_hex(&self.0, f)?;
                 write!(f, ")")
@@ -111,6 +111,8 @@ macro_rules! secret_bytes32 {
         impl Eq for $name {}
     };
 }
+/// Lets other modules declare their own public 32-byte ids.
+pub(crate) use public_bytes32;
 
 pub(crate) fn parse_hex32(text: &str) -> Result<[u8; 32]> {
     let text = text.as_bytes();
