@@ -1,0 +1,1 @@
+//! Request handlers: one per [`crate::router::Endpoint`] (filled in by the API work).

@@ -1,0 +1,1 @@
+//! `coffre-gateway check`: verification of a data directory (filled in by the store work).

@@ -1,0 +1,1 @@
+//! Prometheus metrics (filled in by the API work).

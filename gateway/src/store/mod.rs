@@ -1,0 +1,246 @@
+//! Store traits: what the service layer needs from persistence, and nothing about how.
+//!
+//! Two traits, one per kind of data:
+//!
+//! - [`MetaStore`]: accounts, sessions, spaces (membership log, commits, member index), the blob
+//!   index and inboxes. Small records; backends: sled (default) and memory (tests).
+//! - [`BlobStore`]: blob bodies, large and immutable; backends: files in the data directory
+//!   (content-addressed, written durably) and sled, both passing one conformance suite.
+//!
+//! **Durability contract.** Every mutating method returns only once its effect is durable (fsynced),
+//! so a handler may acknowledge with a 2xx right after. A method that fails leaves the store as it
+//! was. Compare-and-swap methods are atomic with respect to each other.
+//!
+//! The traits are synchronous; the service calls them from `tokio::task::spawn_blocking`.
+
+use coffre_crypto::keys::{BlobId, SpaceId};
+
+use crate::error::Result;
+
+/// An account as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountRecord {
+    /// The handle (the key of the record).
+    pub handle: String,
+    /// The encoded identity (`CFID`), verified at registration.
+    pub identity: Vec<u8>,
+    /// The device chain (`CFDV` entries in order), each verified when appended.
+    pub device_chain: Vec<Vec<u8>>,
+    /// Sealed key bundles, stored opaquely.
+    pub key_bundles: Vec<Vec<u8>>,
+    /// Storage quota in bytes.
+    pub quota_bytes: u64,
+    /// Bytes of blobs this account uploaded and that are still stored.
+    pub used_bytes: u64,
+    /// Registration time, milliseconds since the Unix epoch.
+    pub created_ms: u64,
+}
+
+/// A pending login challenge (single use).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChallengeRecord {
+    /// The handle it was issued for.
+    pub handle: String,
+    /// The device key it was issued for.
+    pub device_key: [u8; 32],
+    /// Expiry, milliseconds since the Unix epoch.
+    pub expires_ms: u64,
+}
+
+/// A session token, stored under the hash of the token (never the token itself).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// The account.
+    pub handle: String,
+    /// The device that logged in.
+    pub device_key: [u8; 32],
+    /// Expiry, milliseconds since the Unix epoch.
+    pub expires_ms: u64,
+}
+
+/// A member of a space, as derived by the service from the verified membership log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberRecord {
+    /// The member's handle.
+    pub handle: String,
+    /// The role code of FORMAT.md section 9.1 (1 reader, 2 writer, 3 admin, 4 owner).
+    pub role: u8,
+}
+
+/// What the service needs to know about a space without reading its logs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpaceRecord {
+    /// The space.
+    pub space: SpaceId,
+    /// Number of membership entries (genesis included).
+    pub membership_len: u64,
+    /// Seq of the newest commit; 0 when there is none.
+    pub head_seq: u64,
+    /// Current members.
+    pub members: Vec<MemberRecord>,
+}
+
+/// The index entry of one stored blob.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobMeta {
+    /// Size in bytes.
+    pub size: u64,
+    /// When it was first stored, milliseconds since the Unix epoch.
+    pub created_ms: u64,
+    /// The account charged for it.
+    pub uploader: String,
+}
+
+/// One inbox item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InboxRecord {
+    /// Per-recipient id, increasing.
+    pub id: u64,
+    /// Sender's handle.
+    pub from: String,
+    /// The sealed invitation bytes.
+    pub invitation: Vec<u8>,
+    /// Arrival time, milliseconds since the Unix epoch.
+    pub received_ms: u64,
+}
+
+/// Accounts, sessions, spaces, blob index and inboxes.
+pub trait MetaStore: Send + Sync + 'static {
+    // ---- accounts ----
+    /// Creates an account; [`crate::Error::AlreadyExists`] if the handle is taken.
+    fn create_account(&self, account: &AccountRecord) -> Result<()>;
+    /// Reads an account.
+    fn account(&self, handle: &str) -> Result<Option<AccountRecord>>;
+    /// Appends a device-chain entry if the chain has exactly `expected_len` entries, else
+    /// [`crate::Error::Conflict`] with the current length.
+    fn append_device_entry(&self, handle: &str, expected_len: u64, entry: &[u8]) -> Result<()>;
+    /// Atomically adds `bytes` to the account's usage, or fails with
+    /// [`crate::Error::QuotaExceeded`] if that would pass its quota.
+    fn reserve_quota(&self, handle: &str, bytes: u64) -> Result<()>;
+    /// Subtracts `bytes` from the account's usage (saturating at zero).
+    fn release_quota(&self, handle: &str, bytes: u64) -> Result<()>;
+
+    // ---- sessions ----
+    /// Stores a login challenge under its 32 random bytes.
+    fn put_challenge(&self, challenge: &[u8; 32], record: &ChallengeRecord) -> Result<()>;
+    /// Removes and returns a challenge (single use), whether or not it has expired.
+    fn take_challenge(&self, challenge: &[u8; 32]) -> Result<Option<ChallengeRecord>>;
+    /// Stores a session under the hash of its token.
+    fn put_token(&self, token_hash: &[u8; 32], record: &TokenRecord) -> Result<()>;
+    /// Looks a session up by the hash of its token.
+    fn token(&self, token_hash: &[u8; 32]) -> Result<Option<TokenRecord>>;
+    /// Deletes expired challenges and tokens; returns how many.
+    fn purge_expired(&self, now_ms: u64) -> Result<u64>;
+
+    // ---- spaces ----
+    /// Creates a space from its genesis entry; [`crate::Error::AlreadyExists`] if it exists.
+    fn create_space(&self, space: &SpaceId, genesis: &[u8], members: &[MemberRecord])
+    -> Result<()>;
+    /// Reads a space's summary.
+    fn space(&self, space: &SpaceId) -> Result<Option<SpaceRecord>>;
+    /// The spaces `handle` is currently a member of.
+    fn spaces_of(&self, handle: &str) -> Result<Vec<SpaceId>>;
+    /// Membership entries with `seq >= from_seq`, at most `limit`, in order.
+    fn membership_entries(
+        &self,
+        space: &SpaceId,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>>;
+    /// Appends a membership entry and replaces the member index, atomically, if the log has
+    /// `expected_len` entries **and** the head seq is `expected_head_seq`; else
+    /// [`crate::Error::Conflict`].
+    fn append_membership(
+        &self,
+        space: &SpaceId,
+        expected_len: u64,
+        expected_head_seq: u64,
+        entry: &[u8],
+        members: &[MemberRecord],
+    ) -> Result<()>;
+    /// Commits with `seq > after_seq`, at most `limit`, in order.
+    fn commits(&self, space: &SpaceId, after_seq: u64, limit: usize) -> Result<Vec<Vec<u8>>>;
+    /// Appends commit `seq` if `seq` is the head seq + 1 **and** the membership log has
+    /// `expected_membership_len` entries; else [`crate::Error::Conflict`] with the head seq.
+    fn append_commit(
+        &self,
+        space: &SpaceId,
+        seq: u64,
+        expected_membership_len: u64,
+        commit: &[u8],
+    ) -> Result<()>;
+
+    // ---- blob index ----
+    /// The index entry of a blob.
+    fn blob_meta(&self, space: &SpaceId, blob: &BlobId) -> Result<Option<BlobMeta>>;
+    /// Inserts an index entry; returns `false` (and changes nothing) if one exists.
+    fn put_blob_meta(&self, space: &SpaceId, blob: &BlobId, meta: &BlobMeta) -> Result<bool>;
+    /// Removes and returns an index entry.
+    fn delete_blob_meta(&self, space: &SpaceId, blob: &BlobId) -> Result<Option<BlobMeta>>;
+    /// Index entries of a space in id order, strictly after `after`, at most `limit`.
+    fn list_blob_meta(
+        &self,
+        space: &SpaceId,
+        after: Option<&BlobId>,
+        limit: usize,
+    ) -> Result<Vec<(BlobId, BlobMeta)>>;
+    /// Visits every index entry of every space (for `check`).
+    fn for_each_blob_meta(
+        &self,
+        visit: &mut dyn FnMut(&SpaceId, &BlobId, &BlobMeta) -> Result<()>,
+    ) -> Result<()>;
+
+    // ---- inbox ----
+    /// Appends an invitation to `to`'s inbox; [`crate::Error::InboxFull`] past `max_pending`.
+    fn push_invitation(
+        &self,
+        to: &str,
+        from: &str,
+        invitation: &[u8],
+        received_ms: u64,
+        max_pending: usize,
+    ) -> Result<u64>;
+    /// The pending invitations of `handle`, oldest first.
+    fn invitations(&self, handle: &str) -> Result<Vec<InboxRecord>>;
+    /// Deletes one; returns whether it existed.
+    fn delete_invitation(&self, handle: &str, id: u64) -> Result<bool>;
+}
+
+/// A blob being written. Dropping it without [`BlobWriter::commit`] aborts: nothing becomes visible.
+pub trait BlobWriter: Send {
+    /// Appends bytes.
+    fn write(&mut self, bytes: &[u8]) -> Result<()>;
+    /// Makes the blob durable and visible, atomically. Returns only after it is on stable storage.
+    fn commit(self: Box<Self>) -> Result<()>;
+}
+
+/// A stored blob being read.
+pub struct BlobReader {
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its bytes.
+    pub body: Box<dyn std::io::Read + Send>,
+}
+
+impl core::fmt::Debug for BlobReader {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "BlobReader({} bytes)", self.size)
+    }
+}
+
+/// Blob bodies, addressed by space and blob id. The store does not check hashes; the service does
+/// on upload, `check --read-data` does at rest, and readers do on download.
+pub trait BlobStore: Send + Sync + 'static {
+    /// Starts writing a blob (replacing nothing: if it exists, the commit keeps the existing one).
+    fn begin(&self, space: &SpaceId, blob: &BlobId) -> Result<Box<dyn BlobWriter>>;
+    /// Opens a blob for reading.
+    fn open(&self, space: &SpaceId, blob: &BlobId) -> Result<Option<BlobReader>>;
+    /// Whether a blob body exists.
+    fn contains(&self, space: &SpaceId, blob: &BlobId) -> Result<bool>;
+    /// Deletes a blob body durably (absent is not an error).
+    fn delete(&self, space: &SpaceId, blob: &BlobId) -> Result<()>;
+    /// Visits every stored body with its size (for `check`).
+    fn for_each(&self, visit: &mut dyn FnMut(&SpaceId, &BlobId, u64) -> Result<()>) -> Result<()>;
+    /// Bytes the bodies take on disk (for `/metrics` and the benchmark).
+    fn disk_bytes(&self) -> Result<u64>;
+}

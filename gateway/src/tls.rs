@@ -1,0 +1,1 @@
+//! TLS configuration and first-run certificate generation (filled in by the server work).
