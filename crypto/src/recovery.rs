@@ -54,11 +54,10 @@ impl RecoveryPhrase {
 
     /// The 24 lower-case BIP39 English words, separated by single spaces.
     pub fn to_words(&self) -> Zeroizing<String> {
-        let mnemonic = match Mnemonic::from_entropy_in(Language::English, &self.entropy) {
-            Ok(mnemonic) => mnemonic,
-            // Unreachable: 32 bytes is a valid BIP39 entropy length.
-            Err(_) => return Zeroizing::new(String::new()),
-        };
+        // Invariant: 32 bytes is a valid BIP39 entropy length, so this cannot fail.
+        #[allow(clippy::expect_used)]
+        let mnemonic = Mnemonic::from_entropy_in(Language::English, &self.entropy)
+            .expect("32 bytes is a valid BIP39 entropy length");
         // Longest English word is 8 letters: reserve once so the buffer is never reallocated
         // (a reallocation would leave an unzeroized copy behind).
         let mut words = Zeroizing::new(String::with_capacity(WORD_COUNT * 9));
