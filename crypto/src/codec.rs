@@ -32,6 +32,17 @@ impl Writer {
         writer
     }
 
+    /// Like [`Writer::with_header`], with room for `capacity` bytes reserved up front: for
+    /// structures that hold keys, so that no reallocation leaves an unzeroized copy behind.
+    pub(crate) fn with_header_capacity(magic: &[u8; 4], capacity: usize) -> Self {
+        let mut writer = Writer {
+            buf: Vec::with_capacity(capacity.max(5)),
+        };
+        writer.raw(magic);
+        writer.u8(FORMAT_VERSION);
+        writer
+    }
+
     pub(crate) fn u8(&mut self, value: u8) {
         self.buf.push(value);
     }
