@@ -1,0 +1,139 @@
+//! Fixtures shared by the log tests: people with deterministic keys, and a realistic space.
+#![allow(dead_code)]
+
+use coffre_crypto::device::{
+    DeviceAction, DeviceCertificate, DeviceEntry, DeviceEntryHash, DeviceSigner,
+};
+use coffre_crypto::identity::{Handle, Identity, IdentitySecret};
+use coffre_crypto::keys::{EncSecret, EpochKey, SigningSecret};
+use coffre_crypto::membership::{MembershipEntry, MembershipLog, Role};
+
+/// A user with one device. Keys derive from `seed` so vectors can record them.
+pub struct Person {
+    pub seed: u8,
+    pub secret: IdentitySecret,
+    pub identity: Identity,
+    pub signer: DeviceSigner,
+}
+
+pub fn secrets(seed: u8) -> (IdentitySecret, SigningSecret) {
+    let identity = IdentitySecret::from_parts(
+        SigningSecret::from_seed(&[seed; 32]),
+        EncSecret::from_bytes([seed.wrapping_add(1); 32]),
+    );
+    (
+        identity,
+        SigningSecret::from_seed(&[seed.wrapping_add(2); 32]),
+    )
+}
+
+pub fn person(handle: &str, seed: u8) -> Person {
+    let (secret, device) = secrets(seed);
+    let identity = secret
+        .certify(
+            &Handle::parse(handle).unwrap(),
+            1_700_000_000_000 + u64::from(seed),
+        )
+        .unwrap();
+    let certificate = DeviceCertificate::try_from(
+        DeviceEntry::sign(
+            secret.sign_secret(),
+            0,
+            DeviceEntryHash::from_bytes([0; 32]),
+            DeviceAction::Add,
+            &device.public_key(),
+            1_700_000_000_000,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let signer = DeviceSigner::new(certificate, device).unwrap();
+    Person {
+        seed,
+        secret,
+        identity,
+        signer,
+    }
+}
+
+/// A device of `owner` certified by someone else's identity (`issuer`).
+pub fn device_certified_by(issuer: &Person, device_seed: u8) -> DeviceSigner {
+    let device = SigningSecret::from_seed(&[device_seed; 32]);
+    let certificate = DeviceCertificate::try_from(
+        DeviceEntry::sign(
+            issuer.secret.sign_secret(),
+            1,
+            DeviceEntryHash::from_bytes([1; 32]),
+            DeviceAction::Add,
+            &device.public_key(),
+            0,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    DeviceSigner::new(certificate, device).unwrap()
+}
+
+pub struct Cast {
+    pub alice: Person,
+    pub bob: Person,
+    pub carol: Person,
+    pub dave: Person,
+    pub mallory: Person,
+}
+
+pub fn cast() -> Cast {
+    Cast {
+        alice: person("alice", 10),
+        bob: person("bob", 20),
+        carol: person("carol", 30),
+        dave: person("dave", 40),
+        mallory: person("mallory", 50),
+    }
+}
+
+/// The realistic space: genesis by alice (owner), rotate to epoch 1, add bob (writer) and carol
+/// (reader), remove bob (epoch 2), make carol a writer. Entries 2.. have `commit_seq = seq`.
+pub struct Space {
+    pub log: MembershipLog,
+    /// `keys[e]` is the key of epoch `e` (index 0 unused).
+    pub keys: Vec<EpochKey>,
+}
+
+pub fn space(cast: &Cast) -> Space {
+    let Cast {
+        alice, bob, carol, ..
+    } = cast;
+    let (mut log, k1) =
+        MembershipLog::create(&alice.identity, &alice.secret, &alice.signer, [7; 16]).unwrap();
+    let add_bob = log
+        .add(&alice.secret, &alice.signer, 2, &bob.identity, Role::Writer)
+        .unwrap();
+    log.append(&add_bob).unwrap();
+    let add_carol = log
+        .add(
+            &alice.secret,
+            &alice.signer,
+            3,
+            &carol.identity,
+            Role::Reader,
+        )
+        .unwrap();
+    log.append(&add_carol).unwrap();
+    let (remove_bob, k2) = log
+        .remove(&alice.secret, &alice.signer, 4, bob.identity.sign_key())
+        .unwrap();
+    log.append(&remove_bob).unwrap();
+    let promote = log
+        .change_role(&alice.signer, 5, carol.identity.sign_key(), Role::Writer)
+        .unwrap();
+    log.append(&promote).unwrap();
+    Space {
+        log,
+        keys: vec![EpochKey::from_bytes([0; 32]), k1, k2],
+    }
+}
+
+pub fn entries(log: &MembershipLog) -> Vec<MembershipEntry> {
+    log.entries().to_vec()
+}
