@@ -1,6 +1,9 @@
 //! The membership log end to end: a realistic space, who can open which epoch key, and one test
 //! per attack on the log (FORMAT.md section 9).
 
+// Helpers outside #[test] fns unwrap too: a panic is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use coffre_crypto::Error;

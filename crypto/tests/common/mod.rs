@@ -1,5 +1,7 @@
 //! Fixtures shared by the log tests: people with deterministic keys, and a realistic space.
 #![allow(dead_code)]
+// Fixtures: a panic here is a failed test.
+#![allow(clippy::unwrap_used)]
 
 use coffre_crypto::device::{
     DeviceAction, DeviceCertificate, DeviceEntry, DeviceEntryHash, DeviceSigner,
@@ -136,4 +138,51 @@ pub fn space(cast: &Cast) -> Space {
 
 pub fn entries(log: &MembershipLog) -> Vec<MembershipEntry> {
     log.entries().to_vec()
+}
+
+use coffre_crypto::commit::{Commit, CommitRoot, LogHead, RootRef};
+use coffre_crypto::keys::{BlobId, BlobKey};
+
+pub fn root(n: u8) -> CommitRoot {
+    CommitRoot {
+        root: RootRef {
+            id: BlobId::from_bytes([n; 32]),
+            key: BlobKey::from_bytes([n ^ 0xff; 32]),
+        },
+        time_ms: 1_700_000_000_000 + i64::from(n),
+        message: format!("commit {n}"),
+    }
+}
+
+/// The space's history, consistent with `space()`'s commit_seqs: commits 1, 2 by alice (epoch 1),
+/// 3 by bob (writer since entry 2), 4, 5 by alice (5 is after bob's removal, epoch 2), 6 by carol
+/// (writer since entry 5).
+pub fn history(cast: &Cast, space: &Space) -> Vec<Commit> {
+    let authors = [
+        &cast.alice,
+        &cast.alice,
+        &cast.bob,
+        &cast.alice,
+        &cast.alice,
+        &cast.carol,
+    ];
+    let mut commits: Vec<Commit> = Vec::new();
+    for (index, author) in authors.iter().enumerate() {
+        let seq = index as u64 + 1;
+        let epoch = space.log.state_at_commit_seq(seq).unwrap().epoch();
+        let commit = Commit::next(
+            &space.log,
+            commits.last(),
+            &space.keys[epoch as usize],
+            LogHead {
+                size: seq,
+                root: [seq as u8; 32],
+            },
+            &root(seq as u8),
+            &author.signer,
+        )
+        .unwrap();
+        commits.push(commit);
+    }
+    commits
 }
