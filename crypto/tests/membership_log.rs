@@ -11,9 +11,11 @@ use coffre_crypto::hpke::{self, HpkeSealed};
 use coffre_crypto::kdf::HPKE_INFO_EPOCH_WRAP;
 use coffre_crypto::keys::{EntryHash, KeyCommitment};
 use coffre_crypto::membership::{
-    Action, MembershipEntry, MembershipLog, Role, UnsignedEntry, Wrap, epoch_commitment,
+    Action, MembershipEntry, MembershipLog, Role, UnsignedEntry, epoch_commitment,
 };
-use common::{Cast, Person, cast, device_certified_by, entries, space};
+use common::{
+    Cast, cast, device_certified_by, entries, next, next_advancing, sorted, space, wrap_for,
+};
 
 fn is_integrity<T: std::fmt::Debug>(result: Result<T, Error>) -> bool {
     matches!(result, Err(Error::Integrity { .. }))
@@ -29,49 +31,6 @@ fn assert_integrity<T: std::fmt::Debug>(result: Result<T, Error>, reason_part: &
         }
         other => panic!("expected an integrity error containing {reason_part:?}, got {other:?}"),
     }
-}
-
-/// A wrap with real HPKE to `person` (the verifier cannot tell real from fake; recipients can).
-fn wrap_for(_log: &MembershipLog, _epoch: u64, person: &Person) -> Wrap {
-    let sealed = hpke::seal(
-        person.identity.enc_key(),
-        HPKE_INFO_EPOCH_WRAP,
-        b"junk aad",
-        &[9; 32],
-    )
-    .unwrap();
-    Wrap::from_parts(*person.identity.sign_key(), sealed)
-}
-
-fn sorted(mut wraps: Vec<Wrap>) -> Vec<Wrap> {
-    wraps.sort_by(|a, b| a.recipient().cmp(b.recipient()));
-    wraps
-}
-
-/// The unsigned next entry of `log` with the given action and the current epoch data.
-fn next(log: &MembershipLog, action: Action) -> UnsignedEntry {
-    let state = log.state();
-    UnsignedEntry {
-        space_id: *log.space_id(),
-        seq: state.seq() + 1,
-        prev_hash: state.head(),
-        commit_seq: state.commit_seq(),
-        epoch: state.epoch(),
-        action,
-        epoch_commitment: *state.epoch_commitment(),
-        wraps: Vec::new(),
-        prev_epoch_seal: Vec::new(),
-    }
-}
-
-/// The unsigned next entry advancing the epoch with a plausible commitment and seal.
-fn next_advancing(log: &MembershipLog, action: Action, wraps: Vec<Wrap>) -> UnsignedEntry {
-    let mut entry = next(log, action);
-    entry.epoch += 1;
-    entry.epoch_commitment = KeyCommitment::from_bytes([0x33; 32]);
-    entry.wraps = sorted(wraps);
-    entry.prev_epoch_seal = vec![0x44; coffre_crypto::membership::entry::EPOCH_SEAL_LEN];
-    entry
 }
 
 #[test]
