@@ -27,6 +27,7 @@ use zeroize::Zeroizing;
 use crate::caead::{SEALED_BOX_OVERHEAD, sealed_box_open, sealed_box_seal};
 use crate::codec::{Reader, Writer};
 use crate::device::{DEVICE_ENTRY_LEN, DeviceCertificate, DeviceSigner};
+use crate::envelope::BlobRef;
 use crate::error::{Error, Result};
 use crate::kdf::{CTX_COMMIT_ROOT, SIG_COMMIT, derive_epoch, hash};
 use crate::keys::{BlobId, BlobKey, CommitHash, EntryHash, EpochKey, SpaceId};
@@ -49,29 +50,10 @@ fn broken(reason: &'static str) -> Error {
     Error::integrity(CHAIN, reason)
 }
 
-/// The reference to a snapshot's root directory node: its blob id and blob key.
-///
-/// (Named `RootRef` to stay clear of the envelope module's general blob reference.)
-pub struct RootRef {
-    /// The root node's blob id.
-    pub id: BlobId,
-    /// The root node's blob key.
-    pub key: BlobKey,
-}
-
-impl fmt::Debug for RootRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RootRef")
-            .field("id", &self.id)
-            .field("key", &self.key)
-            .finish()
-    }
-}
-
 /// The sealed part of a commit: root reference, time and message, hidden from the gateway.
 pub struct CommitRoot {
     /// The snapshot's root directory node.
-    pub root: RootRef,
+    pub root: BlobRef,
     /// Commit time, milliseconds since the Unix epoch, as the author's device claimed it.
     pub time_ms: i64,
     /// Commit message, at most [`MAX_COMMIT_MESSAGE`] bytes.
@@ -108,7 +90,7 @@ impl CommitRoot {
         let message = reader.str16(MAX_COMMIT_MESSAGE)?.to_owned();
         reader.finish()?;
         Ok(CommitRoot {
-            root: RootRef { id, key },
+            root: BlobRef { id, key },
             time_ms,
             message,
         })

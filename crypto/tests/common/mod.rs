@@ -140,12 +140,13 @@ pub fn entries(log: &MembershipLog) -> Vec<MembershipEntry> {
     log.entries().to_vec()
 }
 
-use coffre_crypto::commit::{Commit, CommitRoot, LogHead, RootRef};
+use coffre_crypto::commit::{Commit, CommitRoot, LogHead};
+use coffre_crypto::envelope::BlobRef;
 use coffre_crypto::keys::{BlobId, BlobKey};
 
 pub fn root(n: u8) -> CommitRoot {
     CommitRoot {
-        root: RootRef {
+        root: BlobRef {
             id: BlobId::from_bytes([n; 32]),
             key: BlobKey::from_bytes([n ^ 0xff; 32]),
         },
