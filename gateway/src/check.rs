@@ -18,7 +18,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::Path;
 
+use coffre_crypto::commit::{Commit, verify_next};
 use coffre_crypto::keys::{BlobId, SpaceId};
+use coffre_crypto::membership::{MembershipEntry, MembershipLog};
 
 use crate::error::Result;
 use crate::store::{BlobMeta, Stores};
@@ -310,17 +312,70 @@ fn hash_body(stores: &Stores, space: &SpaceId, blob: &BlobId) -> Result<Option<(
 
 /// Checks the form of one membership-log entry: its `CFML` magic and version (FORMAT.md 9.1).
 ///
-/// This is where full decoding goes: extend it with `coffre_crypto::membership::MembershipEntry::
-/// decode` once that lands in `coffre-crypto` (it did not exist when this check was written).
+/// Decodes the entry and verifies its device certificate and signature; the chain rules are
+/// checked over the whole log afterwards.
 pub fn check_membership_entry(entry: &[u8]) -> core::result::Result<(), String> {
-    check_magic(entry, b"CFML\x01")
+    check_magic(entry, b"CFML\x01")?;
+    MembershipEntry::decode(entry)
+        .map(drop)
+        .map_err(|error| error.to_string())
 }
 
-/// Checks the form of one signed commit: its `CFCM` magic and version (FORMAT.md 10).
-///
-/// Extend it with `coffre_crypto::commit::Commit::decode` once that lands in `coffre-crypto`.
+/// Checks one signed commit: its `CFCM` magic and version, its device certificate and signature
+/// (FORMAT.md 10 rule 1); the chain rules are checked over the whole chain afterwards.
 pub fn check_commit(commit: &[u8]) -> core::result::Result<(), String> {
-    check_magic(commit, b"CFCM\x01")
+    check_magic(commit, b"CFCM\x01")?;
+    Commit::decode(commit)
+        .map(drop)
+        .map_err(|error| error.to_string())
+}
+
+/// Verifies a space's whole membership log (FORMAT.md 9.2) and commit chain (FORMAT.md 10 rules
+/// 1-3) as a client would, reporting the first broken rule of each.
+fn check_chains(
+    report: &mut CheckReport,
+    space: SpaceId,
+    membership: &[Vec<u8>],
+    commits: &[Vec<u8>],
+) {
+    let log = match MembershipLog::decode_and_verify(membership) {
+        Ok(log) if *log.space_id() != space => {
+            report.problems.push(Problem::BadLogEntry {
+                space,
+                log: "membership",
+                seq: 0,
+                reason: "the space is filed under an id that is not the hash of its genesis".into(),
+            });
+            return;
+        }
+        Ok(log) => log,
+        Err(error) => {
+            report.problems.push(Problem::BadLogEntry {
+                space,
+                log: "membership",
+                seq: membership.len() as u64,
+                reason: format!("the log does not verify: {error}"),
+            });
+            return;
+        }
+    };
+    let mut previous: Option<Commit> = None;
+    for (index, bytes) in commits.iter().enumerate() {
+        let verified = Commit::decode(bytes)
+            .and_then(|commit| verify_next(previous.as_ref(), &commit, &log).map(|()| commit));
+        match verified {
+            Ok(commit) => previous = Some(commit),
+            Err(error) => {
+                report.problems.push(Problem::BadLogEntry {
+                    space,
+                    log: "commits",
+                    seq: index as u64 + 1,
+                    reason: format!("the chain breaks here: {error}"),
+                });
+                return;
+            }
+        }
+    }
 }
 
 fn check_magic(bytes: &[u8], magic: &[u8]) -> core::result::Result<(), String> {
@@ -349,8 +404,9 @@ fn check_log(
     recorded: u64,
     read: &dyn Fn(u64) -> Result<Vec<Vec<u8>>>,
     well_formed: WellFormed,
-) {
+) -> Vec<Vec<u8>> {
     let mut stored = 0u64;
+    let mut entries = Vec::new();
     loop {
         let page = match read(stored) {
             Ok(page) => page,
@@ -359,7 +415,7 @@ fn check_log(
                     what: "a space log",
                     error: format!("{space} {log}: {error}"),
                 });
-                return;
+                return entries;
             }
         };
         for entry in &page {
@@ -374,7 +430,9 @@ fn check_log(
             }
             stored += 1;
         }
-        if page.len() < PAGE {
+        let full = page.len() == PAGE;
+        entries.extend(page);
+        if !full {
             break;
         }
     }
@@ -386,6 +444,7 @@ fn check_log(
             stored,
         });
     }
+    entries
 }
 
 fn check_spaces(stores: &Stores, report: &mut CheckReport) {
@@ -408,7 +467,8 @@ fn check_spaces(stores: &Stores, report: &mut CheckReport) {
         let membership = |n| stores.meta.membership_entries(&id, n, PAGE);
         let commits = |n| stores.meta.commits(&id, n, PAGE);
         let membership_len = space.membership_len;
-        check_log(
+        let problems_before = report.problems.len();
+        let membership_entries = check_log(
             report,
             id,
             "membership",
@@ -417,7 +477,7 @@ fn check_spaces(stores: &Stores, report: &mut CheckReport) {
             &membership,
             check_membership_entry,
         );
-        check_log(
+        let commit_entries = check_log(
             report,
             id,
             "commits",
@@ -426,6 +486,10 @@ fn check_spaces(stores: &Stores, report: &mut CheckReport) {
             &commits,
             check_commit,
         );
+        // Chain rules only make sense over entries that decode one by one.
+        if report.problems.len() == problems_before {
+            check_chains(report, id, &membership_entries, &commit_entries);
+        }
         for member in &space.members {
             let indexed = stores
                 .meta

@@ -83,8 +83,49 @@ fn store_blob(stores: &Stores, space: &SpaceId, body: &[u8], uploader: &str) -> 
     blob
 }
 
+/// A real space (signed genesis, first rotation, one signed commit), as a client makes them.
+fn signed_space() -> (SpaceId, Vec<Vec<u8>>, Vec<u8>) {
+    use coffre_crypto::commit::{Commit, CommitRoot, LogHead};
+    use coffre_crypto::device::{
+        DeviceAction, DeviceCertificate, DeviceEntry, DeviceEntryHash, DeviceSigner,
+    };
+    use coffre_crypto::envelope::BlobRef;
+    use coffre_crypto::identity::{Handle, IdentitySecret};
+    use coffre_crypto::keys::{BlobKey, EncSecret, SigningSecret};
+    use coffre_crypto::membership::MembershipLog;
+
+    let secret = IdentitySecret::from_parts(
+        SigningSecret::from_seed(&[1; 32]),
+        EncSecret::from_bytes([2; 32]),
+    );
+    let identity = secret.certify(&Handle::parse("alice").unwrap(), 0).unwrap();
+    let device = SigningSecret::from_seed(&[3; 32]);
+    let entry = DeviceEntry::sign(
+        secret.sign_secret(),
+        0,
+        DeviceEntryHash::from_bytes([0; 32]),
+        DeviceAction::Add,
+        &device.public_key(),
+        0,
+    )
+    .unwrap();
+    let signer = DeviceSigner::new(DeviceCertificate::try_from(entry).unwrap(), device).unwrap();
+    let (log, key) = MembershipLog::create(&identity, &secret, &signer, [4; 16]).unwrap();
+    let root = CommitRoot {
+        root: BlobRef {
+            id: BlobId::from_bytes([5; 32]),
+            key: BlobKey::from_bytes([6; 32]),
+        },
+        time_ms: 0,
+        message: String::new(),
+    };
+    let commit = Commit::next(&log, None, &key, LogHead::NONE, &root, &signer).unwrap();
+    let entries = log.entries().iter().map(|e| e.encoded().to_vec()).collect();
+    (*log.space_id(), entries, commit.encoded().to_vec())
+}
+
 /// A small, consistent store: one account, one space with one commit, three blobs.
-fn populate(stores: &Stores) -> Vec<BlobId> {
+fn populate(stores: &Stores) -> (SpaceId, Vec<BlobId>) {
     let account = AccountRecord {
         handle: "alice".into(),
         identity: vec![1; 32],
@@ -99,23 +140,26 @@ fn populate(stores: &Stores) -> Vec<BlobId> {
         handle: "alice".into(),
         role: 4,
     };
+    let (space, entries, commit) = signed_space();
     stores
         .meta
-        .create_space(&SPACE, b"CFML\x01genesis", &[owner])
+        .create_space(&space, &entries[0], std::slice::from_ref(&owner))
         .unwrap();
     stores
         .meta
-        .append_commit(&SPACE, 1, 1, b"CFCM\x01commit")
+        .append_membership(&space, 1, 0, &entries[1], &[owner])
         .unwrap();
-    (0u8..3)
-        .map(|n| store_blob(stores, &SPACE, &vec![n; 5000 + usize::from(n)], "alice"))
-        .collect()
+    stores.meta.append_commit(&space, 1, 2, &commit).unwrap();
+    let blobs = (0u8..3)
+        .map(|n| store_blob(stores, &space, &vec![n; 5000 + usize::from(n)], "alice"))
+        .collect();
+    (space, blobs)
 }
 
-fn blob_path(data: &Path, blob: &BlobId) -> PathBuf {
+fn blob_path(data: &Path, space: &SpaceId, blob: &BlobId) -> PathBuf {
     let hex = blob.to_hex();
     data.join("blobs")
-        .join(SPACE.to_hex())
+        .join(space.to_hex())
         .join(&hex[..2])
         .join(hex)
 }
@@ -123,7 +167,7 @@ fn blob_path(data: &Path, blob: &BlobId) -> PathBuf {
 #[test]
 fn check_finds_corrupt_missing_and_orphan_bodies_in_the_file_layout() {
     let dir = tempfile::tempdir().unwrap();
-    let blobs = {
+    let (space, blobs) = {
         let stores = Stores::open(dir.path(), BlobBackend::Files).unwrap();
         populate(&stores)
     };
@@ -136,25 +180,25 @@ fn check_finds_corrupt_missing_and_orphan_bodies_in_the_file_layout() {
     assert_eq!(report.bytes_read, 5000 + 5001 + 5002);
 
     // Flip one byte of one body: only reading the data finds it.
-    let path = blob_path(dir.path(), &blobs[0]);
+    let path = blob_path(dir.path(), &space, &blobs[0]);
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[1234] ^= 0x01;
     std::fs::write(&path, bytes).unwrap();
     assert!(check(dir.path(), false).unwrap().is_clean());
     let report = check(dir.path(), true).unwrap();
     let corrupt = Problem::HashMismatch {
-        space: SPACE,
+        space,
         blob: blobs[0],
     };
     assert_eq!(report.problems, vec![corrupt.clone()]);
     assert!(corrupt.to_string().contains("corrupt"));
 
     // A missing body, and a body nobody indexed.
-    std::fs::remove_file(blob_path(dir.path(), &blobs[1])).unwrap();
+    std::fs::remove_file(blob_path(dir.path(), &space, &blobs[1])).unwrap();
     let orphan = {
         let stores = Stores::open(dir.path(), BlobBackend::Files).unwrap();
         let orphan = BlobId::from_bytes(*blake3::hash(b"orphan").as_bytes());
-        let mut writer = stores.blobs.begin(&SPACE, &orphan).unwrap();
+        let mut writer = stores.blobs.begin(&space, &orphan).unwrap();
         writer.write(b"orphan").unwrap();
         writer.commit().unwrap();
         orphan
@@ -163,12 +207,12 @@ fn check_finds_corrupt_missing_and_orphan_bodies_in_the_file_layout() {
     assert!(!report.is_clean());
     let expected = [
         Problem::OrphanBody {
-            space: SPACE,
+            space,
             blob: orphan,
             size: 6,
         },
         Problem::MissingBody {
-            space: SPACE,
+            space,
             blob: blobs[1],
         },
     ];
@@ -191,13 +235,13 @@ fn check_is_clean_on_the_sled_layout_and_refuses_a_missing_directory() {
 #[test]
 fn check_finds_quota_size_and_log_problems() {
     let stores = Stores::memory();
-    let blobs = populate(&stores);
+    let (space, blobs) = populate(&stores);
     assert!(check_stores(&stores, true).is_clean());
 
     stores.meta.release_quota("alice", 10).unwrap();
     let meta = stores
         .meta
-        .delete_blob_meta(&SPACE, &blobs[2])
+        .delete_blob_meta(&space, &blobs[2])
         .unwrap()
         .unwrap();
     let wrong = BlobMeta {
@@ -207,7 +251,7 @@ fn check_finds_quota_size_and_log_problems() {
     };
     stores
         .meta
-        .put_blob_meta(&SPACE, &blobs[2], &wrong)
+        .put_blob_meta(&space, &blobs[2], &wrong)
         .unwrap();
     stores
         .meta
@@ -216,7 +260,7 @@ fn check_finds_quota_size_and_log_problems() {
     let report = check_stores(&stores, false);
     let problems = report.problems;
     assert!(problems.contains(&Problem::SizeMismatch {
-        space: SPACE,
+        space,
         blob: blobs[2],
         indexed: 5003,
         stored: 5002,
@@ -281,4 +325,26 @@ fn undecodable_records_are_reported_not_panicked_on() {
         stores.meta.account("bob"),
         Err(coffre_gateway::Error::Corrupt(_))
     ));
+}
+
+#[test]
+fn check_verifies_the_commit_chain_like_a_client() {
+    let stores = Stores::memory();
+    let (space, _) = populate(&stores);
+    assert!(check_stores(&stores, false).is_clean());
+    // A replayed commit: well-formed and correctly signed, but it does not extend the chain.
+    let first = stores.meta.commits(&space, 0, 1).unwrap().remove(0);
+    stores.meta.append_commit(&space, 2, 2, &first).unwrap();
+    let problems = check_stores(&stores, false).problems;
+    assert!(
+        matches!(
+            problems.as_slice(),
+            [Problem::BadLogEntry {
+                log: "commits",
+                seq: 2,
+                ..
+            }]
+        ),
+        "{problems:?}"
+    );
 }
