@@ -1,5 +1,8 @@
 //! Golden JSON fixtures: the wire format of `docs/API.md`, byte for byte.
 
+// Helpers outside `#[test]` functions unwrap too: a panic anywhere here is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use coffre_protocol::types::*;
 use coffre_protocol::{ErrorBody, ErrorCode};
 use serde::Serialize;
