@@ -1,14 +1,21 @@
 //! # coffre-sdk
 //!
-//! The async client library that applications embed. It will hold all key management (identity and
-//! device keys, a passphrase-protected keystore), chunking and encryption of files and trees,
-//! sharing (invitations, membership, revocation), and the local sync state that detects rollback and
-//! forks of a gateway it does not trust.
+//! The async client library that applications embed, and that the `coffre` CLI is a thin layer
+//! over. All keys live here, on the client: the gateway only ever sees encrypted blobs and signed,
+//! opaque logs, and everything it returns is verified before use.
 //!
-//! Not yet built: see the SDK issue. Today the crate only ties the workspace together.
+//! - [`error`]: the one error enum an application matches on;
+//! - [`remote`]: what the SDK needs from a gateway (HTTPS client, or in-memory for tests);
+//!
+//! Threat model and formats: `docs/THREAT_MODEL.md`, `docs/FORMAT.md`.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+pub mod error;
+pub mod remote;
+
+pub use error::{Error, Result};
 
 /// The format version of everything this SDK writes.
 pub const FORMAT_VERSION: u8 = coffre_crypto::codec::FORMAT_VERSION;
