@@ -13,9 +13,129 @@
 //!
 //! The traits are synchronous; the service calls them from `tokio::task::spawn_blocking`.
 
+use std::path::Path;
+use std::sync::Arc;
+
 use coffre_crypto::keys::{BlobId, SpaceId};
 
-use crate::error::Result;
+use crate::config::BlobBackend;
+use crate::error::{Error, Result};
+
+pub mod files;
+pub mod memory;
+pub mod record;
+pub mod sled_blobs;
+pub mod sled_meta;
+
+/// sled's page cache, in bytes. sled's default (1 GiB) would let the gateway grow far past the
+/// frugality bar on a 2 GiB machine; metadata records are small and hot sets are tiny, so 16 MiB
+/// holds them. Blob bodies stored in sled (the non-default layout) are read through this cache
+/// too, so it also bounds what that layout keeps resident.
+pub const SLED_CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Opens (creating if needed) the sled database at `path` with the gateway's settings. sled
+/// takes an exclusive lock on it, so a second process cannot open the same data directory.
+pub fn open_db(path: &Path) -> Result<sled::Db> {
+    Ok(sled::Config::new()
+        .path(path)
+        .cache_capacity(SLED_CACHE_BYTES)
+        .open()?)
+}
+
+/// The two stores a gateway runs on.
+#[derive(Clone)]
+pub struct Stores {
+    /// Accounts, sessions, spaces, blob index, inboxes.
+    pub meta: Arc<dyn MetaStore>,
+    /// Blob bodies.
+    pub blobs: Arc<dyn BlobStore>,
+}
+
+impl core::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Stores")
+    }
+}
+
+/// The tree and key under which the data directory records its blob layout.
+const LAYOUT_TREE: &str = "coffre";
+const LAYOUT_KEY: &[u8] = b"blob_backend";
+
+fn backend_name(backend: BlobBackend) -> &'static [u8] {
+    match backend {
+        BlobBackend::Files => b"files",
+        BlobBackend::Sled => b"sled",
+    }
+}
+
+impl Stores {
+    /// Opens the stores of `data_dir` (creating it if needed): sled at `<data>/db` and the blob
+    /// layout `backend`. The first open records the layout in the database; opening later with
+    /// another layout is refused ([`Error::Config`]) rather than silently showing no blobs.
+    pub fn open(data_dir: &Path, backend: BlobBackend) -> Result<Stores> {
+        std::fs::create_dir_all(data_dir)?;
+        let db = open_db(&data_dir.join("db"))?;
+        let layout = db.open_tree(LAYOUT_TREE)?;
+        let wanted = backend_name(backend);
+        match layout.compare_and_swap(LAYOUT_KEY, None as Option<&[u8]>, Some(wanted))? {
+            Ok(()) => {
+                db.flush()?;
+            }
+            Err(existing) if existing.current.as_deref() == Some(wanted) => {}
+            Err(existing) => {
+                let found = existing
+                    .current
+                    .map(|v| String::from_utf8_lossy(&v).into_owned());
+                return Err(Error::Config(format!(
+                    "this data directory stores blobs in the {:?} layout, not {:?}",
+                    found.unwrap_or_default(),
+                    String::from_utf8_lossy(wanted)
+                )));
+            }
+        }
+        Self::with_db(data_dir, &db, backend)
+    }
+
+    /// Opens an existing data directory with the blob layout it recorded (for `check`); fails
+    /// with [`Error::Config`] if there is no database there.
+    pub fn open_existing(data_dir: &Path) -> Result<(Stores, BlobBackend)> {
+        let path = data_dir.join("db");
+        if !path.is_dir() {
+            return Err(Error::Config(format!(
+                "no coffre database at {}",
+                path.display()
+            )));
+        }
+        let db = open_db(&path)?;
+        let layout = db.open_tree(LAYOUT_TREE)?.get(LAYOUT_KEY)?;
+        let backend = match layout.as_deref() {
+            Some(b"sled") => BlobBackend::Sled,
+            Some(b"files") | None => BlobBackend::Files,
+            Some(_) => return Err(Error::Corrupt("unknown blob layout recorded".into())),
+        };
+        Ok((Self::with_db(data_dir, &db, backend)?, backend))
+    }
+
+    fn with_db(data_dir: &Path, db: &sled::Db, backend: BlobBackend) -> Result<Stores> {
+        let meta = Arc::new(sled_meta::SledMeta::new(db)?);
+        let blobs: Arc<dyn BlobStore> = match backend {
+            BlobBackend::Files => Arc::new(files::FileBlobs::open(data_dir)?),
+            BlobBackend::Sled => Arc::new(sled_blobs::SledBlobs::new(
+                db,
+                coffre_protocol::MAX_BLOB_BYTES,
+            )?),
+        };
+        Ok(Stores { meta, blobs })
+    }
+
+    /// Fresh in-memory stores (tests).
+    pub fn memory() -> Stores {
+        Stores {
+            meta: Arc::new(memory::MemoryMeta::new()),
+            blobs: Arc::new(memory::MemoryBlobs::new()),
+        }
+    }
+}
 
 /// An account as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -189,6 +309,11 @@ pub trait MetaStore: Send + Sync + 'static {
         &self,
         visit: &mut dyn FnMut(&SpaceId, &BlobId, &BlobMeta) -> Result<()>,
     ) -> Result<()>;
+
+    /// Visits every account (for `check`: quota usage against the blob index).
+    fn for_each_account(&self, visit: &mut dyn FnMut(&AccountRecord) -> Result<()>) -> Result<()>;
+    /// Visits every space's summary (for `check`: logs and member index).
+    fn for_each_space(&self, visit: &mut dyn FnMut(&SpaceRecord) -> Result<()>) -> Result<()>;
 
     // ---- inbox ----
     /// Appends an invitation to `to`'s inbox; [`crate::Error::InboxFull`] past `max_pending`.

@@ -1,0 +1,339 @@
+//! [`FileBlobs`]: blob bodies as content-addressed files in the data directory (the default).
+//!
+//! **Layout.** `<data>/blobs/<space hex>/<first 2 hex of blob>/<blob hex>`, one file per blob,
+//! holding exactly the blob's bytes. `<data>/blobs/tmp/` holds writes in progress. The two-hex
+//! fan-out keeps directories below a few thousand entries per space for millions of blobs.
+//!
+//! **Durable write.** A writer streams into a fresh file in `tmp/`; on commit the file is
+//! fsynced, its final directory is created durably if needed (each newly created directory's
+//! parent is fsynced), the file is hard-linked to its final name, the final directory is fsynced,
+//! and the temporary name is unlinked. `link(2)` fails if the target exists, so an existing blob
+//! is **never overwritten**, even by two concurrent writers of the same id: the first commit wins
+//! and later ones are discarded. (A rename would replace the target; a hard link is the portable
+//! no-replace primitive. On a filesystem without hard links, commit falls back to rename after an
+//! existence check, which can only race with a concurrent writer of the same id.)
+//!
+//! **What a crash leaves.** A final name appears only after its content is on stable storage, so
+//! after a crash every visible blob is complete; a crash mid-write leaves at most a file in
+//! `tmp/`, and [`FileBlobs::open`] deletes everything there. A crash between the link and the
+//! unlink leaves the blob committed plus a temporary name, also cleaned on open.
+//!
+//! **Delete** unlinks the final name and fsyncs its directory. Empty fan-out directories are left
+//! in place (removing them would race with writers).
+//!
+//! Only one process may use a data directory at a time; [`super::Stores::open`] enforces this
+//! through sled's lock on `<data>/db`.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::{self, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use coffre_crypto::keys::{BlobId, SpaceId};
+
+use crate::error::{Error, Result};
+use crate::store::{BlobReader, BlobStore, BlobWriter};
+
+/// Buffer between the writer's callers and the temporary file.
+const WRITE_BUFFER: usize = 256 * 1024;
+/// Buffer between a blob file and its reader.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// Blob bodies as files under `<data>/blobs`.
+#[derive(Debug, Clone)]
+pub struct FileBlobs {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    root: PathBuf,
+    tmp: PathBuf,
+    /// Directories known to exist durably (their entry in the parent was fsynced by this process).
+    durable_dirs: Mutex<HashSet<PathBuf>>,
+    /// Allocated bytes of the bodies, maintained incrementally after the walk at open.
+    disk_bytes: AtomicU64,
+    next_tmp: AtomicU64,
+}
+
+/// Bytes a file occupies on disk (allocated blocks), not its length.
+fn allocated(metadata: &fs::Metadata) -> u64 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        metadata.blocks() * 512
+    }
+    #[cfg(not(unix))]
+    {
+        metadata.len()
+    }
+}
+
+/// Fsyncs a directory so that its entries (created, renamed, unlinked names) are durable.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn blob_hex_parts(blob: &BlobId) -> (String, String) {
+    let hex = blob.to_hex();
+    (hex[..2].to_owned(), hex)
+}
+
+impl FileBlobs {
+    /// Opens the blob directory under `data_dir` (creating it durably), deletes whatever an
+    /// interrupted write left in `blobs/tmp/`, and sums the bodies' disk usage.
+    pub fn open(data_dir: &Path) -> Result<Self> {
+        let root = data_dir.join("blobs");
+        let tmp = root.join("tmp");
+        // The data directory itself is the caller's (`Stores::open` creates it); everything
+        // below it is created durably here.
+        fs::create_dir_all(data_dir)?;
+        let shared = Shared {
+            root,
+            tmp,
+            durable_dirs: Mutex::new(HashSet::from([data_dir.to_path_buf()])),
+            disk_bytes: AtomicU64::new(0),
+            next_tmp: AtomicU64::new(0),
+        };
+        shared.ensure_dir(&shared.tmp)?;
+        let mut removed = 0usize;
+        for entry in fs::read_dir(&shared.tmp)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                fs::remove_dir_all(entry.path())?;
+            } else {
+                fs::remove_file(entry.path())?;
+            }
+            removed += 1;
+        }
+        if removed > 0 {
+            sync_dir(&shared.tmp)?;
+            tracing::info!(removed, "removed interrupted blob writes");
+        }
+        let blobs = FileBlobs {
+            shared: Arc::new(shared),
+        };
+        let mut total = 0;
+        blobs.walk(&mut |_, _, metadata| {
+            total += allocated(metadata);
+            Ok(())
+        })?;
+        blobs.shared.disk_bytes.store(total, Ordering::Relaxed);
+        Ok(blobs)
+    }
+
+    /// The final path of a blob.
+    pub fn path_of(&self, space: &SpaceId, blob: &BlobId) -> PathBuf {
+        let (fan, hex) = blob_hex_parts(blob);
+        self.shared.root.join(space.to_hex()).join(fan).join(hex)
+    }
+
+    /// Visits every well-named blob file; anything else under `blobs/` is skipped with a warning.
+    fn walk(
+        &self,
+        visit: &mut dyn FnMut(&SpaceId, &BlobId, &fs::Metadata) -> Result<()>,
+    ) -> Result<()> {
+        for space_entry in fs::read_dir(&self.shared.root)? {
+            let space_entry = space_entry?;
+            let name = space_entry.file_name();
+            if space_entry.path() == self.shared.tmp {
+                continue;
+            }
+            let Some(space) = name.to_str().and_then(|n| SpaceId::from_hex(n).ok()) else {
+                tracing::warn!(path = %space_entry.path().display(), "unexpected entry in blobs/");
+                continue;
+            };
+            for fan_entry in fs::read_dir(space_entry.path())? {
+                let fan_entry = fan_entry?;
+                for blob_entry in fs::read_dir(fan_entry.path())? {
+                    let blob_entry = blob_entry?;
+                    let name = blob_entry.file_name();
+                    let blob = name.to_str().and_then(|n| BlobId::from_hex(n).ok());
+                    match blob {
+                        Some(blob) if self.path_of(&space, &blob) == blob_entry.path() => {
+                            visit(&space, &blob, &blob_entry.metadata()?)?;
+                        }
+                        _ => tracing::warn!(
+                            path = %blob_entry.path().display(),
+                            "unexpected entry in blobs/"
+                        ),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Shared {
+    /// Creates `dir` and its missing parents so that they survive a crash.
+    fn ensure_dir(&self, dir: &Path) -> Result<()> {
+        let mut known = self
+            .durable_dirs
+            .lock()
+            .map_err(|_| Error::Internal("blob directory lock poisoned".into()))?;
+        Self::ensure_dir_locked(&mut known, dir)
+    }
+
+    fn ensure_dir_locked(known: &mut HashSet<PathBuf>, dir: &Path) -> Result<()> {
+        if known.contains(dir) {
+            return Ok(());
+        }
+        // Recursion stops at the data directory, which is in `known` from the start.
+        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+        if let Some(parent) = parent {
+            Self::ensure_dir_locked(known, parent)?;
+        }
+        match fs::create_dir(dir) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(error) => return Err(error.into()),
+        }
+        // Fsync the parent even if the directory already existed: another process (or a crash
+        // before the parent was synced) may have left its entry not yet durable.
+        sync_dir(parent.unwrap_or(Path::new(".")))?;
+        known.insert(dir.to_path_buf());
+        Ok(())
+    }
+}
+
+struct FileWriter {
+    file: Option<BufWriter<File>>,
+    tmp_path: PathBuf,
+    final_path: PathBuf,
+    shared: Arc<Shared>,
+}
+
+impl BlobWriter for FileWriter {
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        match &mut self.file {
+            Some(file) => Ok(file.write_all(bytes)?),
+            None => Err(Error::Internal("blob writer used after failure".into())),
+        }
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        let Some(file) = self.file.take() else {
+            return Err(Error::Internal("blob writer used after failure".into()));
+        };
+        let file = file.into_inner().map_err(|error| error.into_error())?;
+        file.sync_all()?;
+        let metadata = file.metadata()?;
+        drop(file);
+        // The final path always has a parent: it is `<root>/<space>/<fan>/<blob>`.
+        let dir = self
+            .final_path
+            .parent()
+            .unwrap_or(&self.shared.root)
+            .to_path_buf();
+        self.shared.ensure_dir(&dir)?;
+        let created = match fs::hard_link(&self.tmp_path, &self.final_path) {
+            Ok(()) => true,
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => false,
+            Err(error) if error.kind() == io::ErrorKind::Unsupported => {
+                if self.final_path.exists() {
+                    false
+                } else {
+                    fs::rename(&self.tmp_path, &self.final_path)?;
+                    true
+                }
+            }
+            Err(error) => return Err(error.into()),
+        };
+        if created {
+            sync_dir(&dir)?;
+            self.shared
+                .disk_bytes
+                .fetch_add(allocated(&metadata), Ordering::Relaxed);
+        }
+        // Drop removes the temporary name (a leftover is cleaned at the next open).
+        Ok(())
+    }
+}
+
+impl Drop for FileWriter {
+    fn drop(&mut self) {
+        self.file = None;
+        match fs::remove_file(&self.tmp_path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => tracing::warn!(%error, "could not remove a temporary blob file"),
+        }
+    }
+}
+
+impl BlobStore for FileBlobs {
+    fn begin(&self, space: &SpaceId, blob: &BlobId) -> Result<Box<dyn BlobWriter>> {
+        let n = self.shared.next_tmp.fetch_add(1, Ordering::Relaxed);
+        let name = format!(
+            "{}-{}.{}.{n}",
+            space.to_hex(),
+            blob.to_hex(),
+            std::process::id()
+        );
+        let tmp_path = self.shared.tmp.join(name);
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&tmp_path)?;
+        Ok(Box::new(FileWriter {
+            file: Some(BufWriter::with_capacity(WRITE_BUFFER, file)),
+            tmp_path,
+            final_path: self.path_of(space, blob),
+            shared: Arc::clone(&self.shared),
+        }))
+    }
+
+    fn open(&self, space: &SpaceId, blob: &BlobId) -> Result<Option<BlobReader>> {
+        let file = match File::open(self.path_of(space, blob)) {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(error.into()),
+        };
+        let size = file.metadata()?.len();
+        Ok(Some(BlobReader {
+            size,
+            body: Box::new(BufReader::with_capacity(READ_BUFFER, file)),
+        }))
+    }
+
+    fn contains(&self, space: &SpaceId, blob: &BlobId) -> Result<bool> {
+        Ok(self.path_of(space, blob).try_exists()?)
+    }
+
+    fn delete(&self, space: &SpaceId, blob: &BlobId) -> Result<()> {
+        let path = self.path_of(space, blob);
+        let metadata = match fs::metadata(&path) {
+            Ok(metadata) => metadata,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(error) => return Err(error.into()),
+        };
+        match fs::remove_file(&path) {
+            Ok(()) => {
+                let bytes = allocated(&metadata);
+                // Saturating: a concurrent delete of the same blob must not wrap the counter.
+                let _ = self.shared.disk_bytes.fetch_update(
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                    |total| Some(total.saturating_sub(bytes)),
+                );
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error.into()),
+        }
+        if let Some(dir) = path.parent() {
+            sync_dir(dir)?;
+        }
+        Ok(())
+    }
+
+    fn for_each(&self, visit: &mut dyn FnMut(&SpaceId, &BlobId, u64) -> Result<()>) -> Result<()> {
+        self.walk(&mut |space, blob, metadata| visit(space, blob, metadata.len()))
+    }
+
+    fn disk_bytes(&self) -> Result<u64> {
+        Ok(self.shared.disk_bytes.load(Ordering::Relaxed))
+    }
+}
