@@ -6,11 +6,14 @@
 //! any answer except its latency.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::service::accounts::AccountCache;
+use crate::service::blobs::SpaceLocks;
 use crate::service::ratelimit::RateLimiter;
 use crate::store::{BlobStore, MetaStore};
 
@@ -39,6 +42,12 @@ pub struct App {
     pub metrics: Metrics,
     /// Per-address and per-account token buckets.
     pub limiter: RateLimiter,
+    /// Verified accounts (identity and device chain), checked against the store on every use.
+    pub(crate) accounts: AccountCache,
+    /// When expired challenges and tokens were last purged (ms since the epoch).
+    pub(crate) last_purge_ms: AtomicU64,
+    /// Per-space upload/prune exclusion.
+    pub(crate) space_locks: SpaceLocks,
     clock: Clock,
 }
 
@@ -70,6 +79,9 @@ impl App {
             blobs,
             metrics: Metrics::new(),
             limiter,
+            accounts: AccountCache::default(),
+            last_purge_ms: AtomicU64::new(0),
+            space_locks: SpaceLocks::default(),
             clock,
         }
     }

@@ -19,6 +19,7 @@ mod ops;
 mod query;
 mod response;
 mod spaces;
+mod stream;
 mod users;
 
 use std::net::SocketAddr;
