@@ -1,9 +1,9 @@
 //! The canonical binary encoding of `docs/FORMAT.md` section 1: big-endian integers, length-prefixed
 //! strings and byte strings, and a 4-byte magic plus version byte in front of every structure.
 //!
-//! [`Reader`] is the only way this crate reads untrusted bytes. It never panics, checks every
+//! `Reader` is the only way this crate reads untrusted bytes. It never panics, checks every
 //! length against the remaining input *and* a caller-given maximum before slicing, and makes the
-//! caller say explicitly that the input is finished ([`Reader::finish`]), so trailing bytes are never
+//! caller say explicitly that the input is finished (`Reader::finish`), so trailing bytes are never
 //! silently ignored.
 
 use crate::error::{Error, Result};

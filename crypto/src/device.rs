@@ -201,6 +201,59 @@ impl TryFrom<DeviceEntry> for DeviceCertificate {
     }
 }
 
+/// A device's signing secret together with its certificate: what a device needs to sign
+/// membership entries, commits and invitations that verify on their own **[T-ghost]**.
+///
+/// Invariant: the secret is the one of the certified device key.
+pub struct DeviceSigner {
+    certificate: DeviceCertificate,
+    secret: SigningSecret,
+}
+
+impl DeviceSigner {
+    /// Pairs a certificate with the device's secret; fails if they do not match.
+    pub fn new(certificate: DeviceCertificate, secret: SigningSecret) -> Result<Self> {
+        if secret.public_key() != *certificate.device_key() {
+            return Err(Error::InvalidInput(
+                "the device secret does not match the device certificate",
+            ));
+        }
+        Ok(DeviceSigner {
+            certificate,
+            secret,
+        })
+    }
+
+    /// The device certificate.
+    pub fn certificate(&self) -> &DeviceCertificate {
+        &self.certificate
+    }
+
+    /// The identity key that certified the device.
+    pub fn identity_key(&self) -> &SignPublicKey {
+        self.certificate.identity_key()
+    }
+
+    /// The device key.
+    pub fn device_key(&self) -> &SignPublicKey {
+        self.certificate.device_key()
+    }
+
+    /// Signs `domain ‖ 0x00 ‖ message` with the device key.
+    pub fn sign(&self, domain: &str, message: &[u8]) -> [u8; 64] {
+        self.secret.sign(domain, message)
+    }
+}
+
+impl core::fmt::Debug for DeviceSigner {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("DeviceSigner")
+            .field("identity_key", self.identity_key())
+            .field("device_key", self.device_key())
+            .finish_non_exhaustive()
+    }
+}
+
 /// A verified device chain: which devices of one identity are active now.
 #[derive(Clone, Debug)]
 pub struct DeviceChain {

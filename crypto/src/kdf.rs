@@ -26,6 +26,8 @@ pub const CTX_EPOCH_COMMIT: &str = "coffre v1 epoch key commitment";
 pub const CTX_KEY_BUNDLE: &str = "coffre v1 key bundle key";
 /// `KDF` context: the wrapping secret derived from a recovery phrase. **Format-fixed.**
 pub const CTX_RECOVERY: &str = "coffre v1 recovery key";
+/// `KDF` context: the wrapping secret derived from an OPAQUE export key. **Format-fixed.**
+pub const CTX_OPAQUE_EXPORT: &str = "coffre v1 opaque export key";
 /// `KDF` context: identity fingerprints. **Format-fixed.**
 pub const CTX_FINGERPRINT: &str = "coffre v1 fingerprint";
 
@@ -91,6 +93,7 @@ mod tests {
             CTX_EPOCH_COMMIT,
             CTX_KEY_BUNDLE,
             CTX_RECOVERY,
+            CTX_OPAQUE_EXPORT,
             CTX_FINGERPRINT,
         ];
         let unique: std::collections::BTreeSet<_> = contexts.iter().collect();

@@ -183,6 +183,12 @@ impl KeyBundle {
         Self::seal(wrap, wrapping_secret, secrets)
     }
 
+    /// The wrapping secret of an OPAQUE export key (64 bytes in `opaque-ke`):
+    /// `KDF(CTX_OPAQUE_EXPORT, export_key)` (FORMAT.md section 8.4).
+    pub fn opaque_wrapping_secret(export_key: &[u8]) -> DerivedKey {
+        derive(crate::kdf::CTX_OPAQUE_EXPORT, export_key)
+    }
+
     fn seal(
         wrap: WrapKind,
         wrapping_secret: &DerivedKey,

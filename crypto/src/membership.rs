@@ -1,1 +1,0 @@
-//! The membership log `CFML`, its verification and epoch keys (FORMAT.md section 9).
