@@ -15,6 +15,7 @@ use crate::metrics::Metrics;
 use crate::service::accounts::AccountCache;
 use crate::service::blobs::SpaceLocks;
 use crate::service::ratelimit::RateLimiter;
+use crate::service::spaces::LogCache;
 use crate::store::{BlobStore, MetaStore};
 
 /// Milliseconds since the Unix epoch; replaceable in tests to move time forward.
@@ -48,6 +49,8 @@ pub struct App {
     pub(crate) last_purge_ms: AtomicU64,
     /// Per-space upload/prune exclusion.
     pub(crate) space_locks: SpaceLocks,
+    /// Verified membership logs, checked against the stored length on every use.
+    pub(crate) logs: LogCache,
     clock: Clock,
 }
 
@@ -82,6 +85,7 @@ impl App {
             accounts: AccountCache::default(),
             last_purge_ms: AtomicU64::new(0),
             space_locks: SpaceLocks::default(),
+            logs: LogCache::default(),
             clock,
         }
     }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod blobs;
 pub mod ratelimit;
 pub mod roles;
+pub mod spaces;
 
 use std::sync::Arc;
 
