@@ -1,7 +1,11 @@
 //! API tests through `api::dispatch`: accounts, device login, tokens, users, inbox, rate limits,
 //! health and metrics.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::field_reassign_with_default
+)]
 
 mod common;
 
@@ -222,7 +226,7 @@ async fn revoked_device_loses_its_session() {
     let token = t.onboard(&alice).await;
     let chain = coffre_crypto::device::DeviceChain::verify(
         alice.identity.sign_key(),
-        &[alice.entry0.clone()],
+        std::slice::from_ref(&alice.entry0),
     )
     .unwrap();
     let laptop = coffre_crypto::keys::SigningSecret::generate().unwrap();

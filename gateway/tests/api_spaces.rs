@@ -1,7 +1,11 @@
 //! API tests through `api::dispatch`: spaces, membership, blobs, heads, quotas and roles, with
 //! real signed entries and commits from `coffre-crypto`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::field_reassign_with_default
+)]
 
 mod common;
 
@@ -488,4 +492,85 @@ async fn heads_append_with_cas_and_verification() {
         (status, body["current_seq"].clone()),
         (StatusCode::CONFLICT, json!(2))
     );
+}
+
+#[tokio::test]
+async fn chunked_upload_over_the_limit_is_413_and_nothing_is_stored() {
+    let mut config = Config::default();
+    config.limits.max_blob_bytes = 16;
+    let w = world(config).await;
+    let big = vec![7u8; 40];
+    let id = blob(&big);
+    // No Content-Length: the limit is enforced while reading.
+    let request = http::Request::builder()
+        .method(Method::PUT)
+        .uri(format!("/v1/spaces/{}/blobs/{id}", w.space))
+        .header("authorization", format!("Bearer {}", w.tokens[2]))
+        .header("content-type", "application/octet-stream")
+        .body(http_body_util::Full::new(bytes::Bytes::from(big)))
+        .unwrap();
+    let peer = common::PEER.parse().unwrap();
+    let response =
+        coffre_gateway::api::dispatch(std::sync::Arc::clone(&w.t.app), request, peer).await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    use coffre_gateway::store::MetaStore as _;
+    let space = coffre_crypto::keys::SpaceId::from_hex(&w.space).unwrap();
+    assert!(
+        w.t.meta
+            .blob_meta(&space, &BlobId::from_hex(&id).unwrap())
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(w.t.meta.account("carol").unwrap().unwrap().used_bytes, 0);
+}
+
+#[tokio::test]
+async fn a_corrupt_stored_blob_is_never_served_complete() {
+    use coffre_gateway::store::{BlobMeta, BlobStore as _, MetaStore as _};
+    use http_body_util::BodyExt as _;
+    let w = world(Config::default()).await;
+    let content = vec![9u8; 200_000];
+    let id = blob(&content);
+    let space = coffre_crypto::keys::SpaceId::from_hex(&w.space).unwrap();
+    let blob_id = BlobId::from_hex(&id).unwrap();
+    // The disk flips a byte behind the gateway's back.
+    let mut corrupt = content.clone();
+    corrupt[150_000] ^= 1;
+    let mut writer = w.t.blobs.begin(&space, &blob_id).unwrap();
+    writer.write(&corrupt).unwrap();
+    writer.commit().unwrap();
+    let meta = BlobMeta {
+        size: corrupt.len() as u64,
+        created_ms: 0,
+        uploader: "carol".into(),
+    };
+    assert!(w.t.meta.put_blob_meta(&space, &blob_id, &meta).unwrap());
+    let request = http::Request::builder()
+        .method(Method::GET)
+        .uri(format!("/v1/spaces/{}/blobs/{id}", w.space))
+        .header("authorization", format!("Bearer {}", w.tokens[1]))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let peer = common::PEER.parse().unwrap();
+    let response =
+        coffre_gateway::api::dispatch(std::sync::Arc::clone(&w.t.app), request, peer).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "headers go out before the body is read"
+    );
+    let mut body = response.into_body();
+    let mut received = 0usize;
+    let mut failed = false;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => received += frame.into_data().map(|d| d.len()).unwrap_or(0),
+            Err(_) => {
+                failed = true;
+                break;
+            }
+        }
+    }
+    assert!(failed, "the body must end in an error");
+    assert!(received < content.len(), "the last chunk is held back");
 }

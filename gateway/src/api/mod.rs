@@ -183,3 +183,26 @@ pub fn endpoint_name(endpoint: &Endpoint) -> &'static str {
         Endpoint::DeleteInvitation { .. } => "delete_invitation",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// The server spawns `handle` on a multi-threaded runtime: its future must be `Send`.
+    #[allow(dead_code)]
+    fn handle_future_is_send(app: Arc<App>, request: Request<hyper::body::Incoming>) {
+        let peer = SocketAddr::from(([127, 0, 0, 1], 1));
+        assert_send(&handle(app, request, peer));
+    }
+
+    #[test]
+    fn endpoint_names_are_snake_case() {
+        let name = endpoint_name(&Endpoint::PutHead {
+            space: coffre_crypto::keys::SpaceId::from_bytes([0; 32]),
+            seq: 1,
+        });
+        assert_eq!(name, "put_head");
+    }
+}

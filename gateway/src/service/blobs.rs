@@ -143,10 +143,10 @@ pub fn stream_blob(
         let chunk = Bytes::copy_from_slice(&buffer[..read]);
         hasher.update(&chunk);
         size = size.saturating_add(read as u64);
-        if let Some(previous) = pending.replace(chunk) {
-            if out.blocking_send(Ok(previous)).is_err() {
-                return; // The client went away.
-            }
+        if let Some(previous) = pending.replace(chunk)
+            && out.blocking_send(Ok(previous)).is_err()
+        {
+            return; // The client went away.
         }
     }
     if size != expected_size || hasher.finalize().as_bytes() != blob.as_bytes() {
