@@ -23,14 +23,15 @@
 mod connection;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinSet;
+use tokio::sync::{Semaphore, oneshot, watch};
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
 use crate::app::App;
@@ -71,6 +72,53 @@ pub async fn run_with_tls(
     );
     let app = Arc::new(App::new(config, stores.meta, stores.blobs));
     serve(listener, app, tls.server_config, shutdown).await
+}
+
+/// A gateway serving in this process (tests, embedding): see [`start`].
+#[derive(Debug)]
+pub struct ServerHandle {
+    /// The bound address (the real port when the configuration asked for port 0).
+    pub addr: SocketAddr,
+    /// The TLS setup, with the certificate fingerprint clients pin.
+    pub tls: TlsSetup,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<()>>,
+}
+
+/// Binds `config.listen`, loads or generates the certificate, and serves `stores` on a task of the
+/// current runtime until [`ServerHandle::shutdown`] (or until the handle is dropped).
+pub async fn start(config: Config, stores: Stores) -> Result<ServerHandle> {
+    let tls = tls::load_or_generate(&config)?;
+    let listener = TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let shutdown = async move {
+        // A dropped handle stops the server too.
+        let _ = stopped.await;
+    };
+    let task = tokio::spawn(run_with_tls(
+        listener,
+        config,
+        stores,
+        tls.clone(),
+        shutdown,
+    ));
+    Ok(ServerHandle {
+        addr,
+        tls,
+        stop,
+        task,
+    })
+}
+
+impl ServerHandle {
+    /// Shuts down gracefully (in-flight requests finish) and waits for the server to stop.
+    pub async fn shutdown(self) -> Result<()> {
+        let _ = self.stop.send(());
+        self.task
+            .await
+            .map_err(|e| Error::Internal(format!("server task failed: {e}")))?
+    }
 }
 
 /// The accept loop: serves `app` over TLS on `listener` until `shutdown` completes, then drains.

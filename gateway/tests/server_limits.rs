@@ -127,3 +127,41 @@ async fn connections_over_the_cap_wait_in_the_backlog() {
     let (status, _) = read_response(h1.send_request(get("/healthz")).await.unwrap()).await;
     assert_eq!(status, http::StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_silent_client_is_cut_off_after_the_handshake_timeout() {
+    let gateway = Gateway::start_with(
+        Options::default().env("COFFRE_GATEWAY_TLS_HANDSHAKE_TIMEOUT_SECS", "1"),
+    );
+    let mut tcp = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
+    let started = Instant::now();
+    let (_, closed) = read_until_closed(&mut tcp, Duration::from_secs(10)).await;
+    assert!(closed, "silent connection still open after 10 s");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "closed too early: {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "closed too late: {elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_request_over_its_time_gets_503() {
+    let gateway =
+        Gateway::start_with(Options::default().env("COFFRE_GATEWAY_REQUEST_TIMEOUT_SECS", "1"));
+    let mut tls = gateway.connect(&[b"http/1.1"]).await.unwrap();
+    // A body that never finishes arriving keeps the handler waiting past the deadline.
+    let head = "POST /v1/accounts HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
+                content-length: 100\r\n\r\n{\"handle\":";
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.flush().await.unwrap();
+    let started = Instant::now();
+    let (received, _) = read_until_closed(&mut tls, Duration::from_secs(10)).await;
+    let text = String::from_utf8_lossy(&received);
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.contains("unavailable"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
