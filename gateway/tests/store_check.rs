@@ -237,3 +237,48 @@ fn check_finds_quota_size_and_log_problems() {
     );
     assert_eq!(problems.len(), 4, "{problems:?}");
 }
+
+#[test]
+fn undecodable_records_are_reported_not_panicked_on() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let stores = Stores::open(dir.path(), BlobBackend::Files).unwrap();
+        populate(&stores);
+    }
+    {
+        let db = coffre_gateway::store::open_db(&dir.path().join("db")).unwrap();
+        db.open_tree("accounts")
+            .unwrap()
+            .insert("bob", &[1u8, 0, 0][..])
+            .unwrap();
+        db.open_tree("blob_index")
+            .unwrap()
+            .insert([0u8; 64], &[9u8][..])
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let report = check(dir.path(), false).unwrap();
+    let unreadable: Vec<_> = report
+        .problems
+        .iter()
+        .filter_map(|p| match p {
+            Problem::Unreadable { what, .. } => Some(*what),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        unreadable.contains(&"the accounts"),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        unreadable.contains(&"the blob index"),
+        "{:?}",
+        report.problems
+    );
+    let stores = Stores::open(dir.path(), BlobBackend::Files).unwrap();
+    assert!(matches!(
+        stores.meta.account("bob"),
+        Err(coffre_gateway::Error::Corrupt(_))
+    ));
+}

@@ -83,7 +83,8 @@ fn blob_hex_parts(blob: &BlobId) -> (String, String) {
 
 impl FileBlobs {
     /// Opens the blob directory under `data_dir` (creating it durably), deletes whatever an
-    /// interrupted write left in `blobs/tmp/`, and sums the bodies' disk usage.
+    /// interrupted write left in `blobs/tmp/`, and sums the bodies' disk usage (one `stat` per
+    /// blob, once; [`BlobStore::disk_bytes`] is then kept up to date without touching the disk).
     pub fn open(data_dir: &Path) -> Result<Self> {
         let root = data_dir.join("blobs");
         let tmp = root.join("tmp");
@@ -145,8 +146,16 @@ impl FileBlobs {
                 tracing::warn!(path = %space_entry.path().display(), "unexpected entry in blobs/");
                 continue;
             };
+            if !space_entry.file_type()?.is_dir() {
+                tracing::warn!(path = %space_entry.path().display(), "unexpected file in blobs/");
+                continue;
+            }
             for fan_entry in fs::read_dir(space_entry.path())? {
                 let fan_entry = fan_entry?;
+                if !fan_entry.file_type()?.is_dir() {
+                    tracing::warn!(path = %fan_entry.path().display(), "unexpected file in blobs/");
+                    continue;
+                }
                 for blob_entry in fs::read_dir(fan_entry.path())? {
                     let blob_entry = blob_entry?;
                     let name = blob_entry.file_name();

@@ -1,4 +1,4 @@
-//! The byte encoding of the records the sled backend persists.
+//! The byte encoding of the records (and keys) the sled backend persists.
 //!
 //! Every value starts with a one-byte **record version** (currently [`VERSION`] = 1) so that a
 //! later layout can be told apart and migrated; a value with an unknown version, a truncated
@@ -20,6 +20,8 @@
 //! | inbox counters    | next_id, pending                                                        |
 //!
 //! The space id of a space summary is its key and is not repeated in the value.
+
+use coffre_crypto::keys::{BlobId, SpaceId};
 
 use crate::error::{Error, Result};
 use crate::store::{
@@ -342,6 +344,48 @@ pub fn decode_inbox_counters(bytes: &[u8]) -> Result<(u64, u64)> {
     let out = (r.u64()?, r.u64()?);
     r.end()?;
     Ok(out)
+}
+
+// ---- keys (the layout of each tree is in `super::sled_meta`) ----
+
+/// `space id ‖ seq` (big-endian), the key of a log entry.
+pub fn seq_key(space: &SpaceId, seq: u64) -> [u8; 40] {
+    let mut key = [0u8; 40];
+    key[..32].copy_from_slice(space.as_bytes());
+    key[32..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// `space id ‖ blob id`, the key of a blob index entry.
+pub fn blob_key(space: &SpaceId, blob: &BlobId) -> [u8; 64] {
+    let mut key = [0u8; 64];
+    key[..32].copy_from_slice(space.as_bytes());
+    key[32..].copy_from_slice(blob.as_bytes());
+    key
+}
+
+/// `u32` big-endian length ‖ handle: the prefix of a handle's keys in composite keys.
+pub fn handle_prefix(handle: &str) -> Result<Vec<u8>> {
+    let len =
+        u32::try_from(handle.len()).map_err(|_| Error::BadRequest("handle too long".into()))?;
+    let mut key = Vec::with_capacity(4 + handle.len() + 32);
+    key.extend_from_slice(&len.to_be_bytes());
+    key.extend_from_slice(handle.as_bytes());
+    Ok(key)
+}
+
+/// [`handle_prefix`] ‖ `suffix`.
+pub fn handle_key(handle: &str, suffix: &[u8]) -> Result<Vec<u8>> {
+    let mut key = handle_prefix(handle)?;
+    key.extend_from_slice(suffix);
+    Ok(key)
+}
+
+/// A 32-byte id from a key part; [`Error::Corrupt`] if the length is wrong.
+pub fn id32(bytes: &[u8], what: &str) -> Result<[u8; 32]> {
+    bytes
+        .try_into()
+        .map_err(|_| Error::Corrupt(format!("{what} key has the wrong length")))
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use coffre_crypto::keys::{BlobId, SpaceId};
 use sled::Tree;
 
 use crate::error::{Error, Result};
+use crate::store::record::blob_key as key;
 use crate::store::{BlobReader, BlobStore, BlobWriter};
 
 /// Blob bodies as sled values.
@@ -23,13 +24,6 @@ pub struct SledBlobs {
     db: sled::Db,
     bodies: Tree,
     max_blob_bytes: u64,
-}
-
-fn key(space: &SpaceId, blob: &BlobId) -> [u8; 64] {
-    let mut key = [0u8; 64];
-    key[..32].copy_from_slice(space.as_bytes());
-    key[32..].copy_from_slice(blob.as_bytes());
-    key
 }
 
 impl SledBlobs {

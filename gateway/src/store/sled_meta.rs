@@ -36,7 +36,9 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::{IVec, Transactional, Tree};
 
 use crate::error::{Error, Result};
-use crate::store::record::{self, SpaceSummary};
+use crate::store::record::{
+    self, SpaceSummary, blob_key, handle_key, handle_prefix, id32, seq_key,
+};
 use crate::store::{
     AccountRecord, BlobMeta, ChallengeRecord, InboxRecord, MemberRecord, MetaStore, SpaceRecord,
     TokenRecord,
@@ -75,41 +77,6 @@ fn from_tx<T>(result: Result<T, TransactionError<Error>>) -> Result<T> {
         TransactionError::Abort(error) => error,
         TransactionError::Storage(error) => error.into(),
     })
-}
-
-fn seq_key(space: &SpaceId, seq: u64) -> [u8; 40] {
-    let mut key = [0u8; 40];
-    key[..32].copy_from_slice(space.as_bytes());
-    key[32..].copy_from_slice(&seq.to_be_bytes());
-    key
-}
-
-fn blob_key(space: &SpaceId, blob: &BlobId) -> [u8; 64] {
-    let mut key = [0u8; 64];
-    key[..32].copy_from_slice(space.as_bytes());
-    key[32..].copy_from_slice(blob.as_bytes());
-    key
-}
-
-fn handle_prefix(handle: &str) -> Result<Vec<u8>> {
-    let len =
-        u32::try_from(handle.len()).map_err(|_| Error::BadRequest("handle too long".into()))?;
-    let mut key = Vec::with_capacity(4 + handle.len() + 32);
-    key.extend_from_slice(&len.to_be_bytes());
-    key.extend_from_slice(handle.as_bytes());
-    Ok(key)
-}
-
-fn handle_key(handle: &str, suffix: &[u8]) -> Result<Vec<u8>> {
-    let mut key = handle_prefix(handle)?;
-    key.extend_from_slice(suffix);
-    Ok(key)
-}
-
-fn id32(bytes: &[u8], what: &str) -> Result<[u8; 32]> {
-    bytes
-        .try_into()
-        .map_err(|_| Error::Corrupt(format!("{what} key has the wrong length")))
 }
 
 fn get_space(tree: &TransactionalTree, space: &SpaceId) -> TxResult<SpaceSummary> {
