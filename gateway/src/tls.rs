@@ -242,6 +242,12 @@ fn ensure_generated(cert_path: &Path, key_path: &Path, names: &[String]) -> Resu
         .map_err(|e| Error::Tls(format!("self-signing: {e}")))?;
     let dir = cert_path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        // Only the gateway's user needs the directory holding its private key.
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    }
     write_durably(key_path, key.serialize_pem().as_bytes(), 0o600)?;
     write_durably(cert_path, cert.pem().as_bytes(), 0o644)?;
     Ok(true)
