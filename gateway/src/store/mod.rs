@@ -35,11 +35,29 @@ pub const SLED_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Opens (creating if needed) the sled database at `path` with the gateway's settings. sled
 /// takes an exclusive lock on it, so a second process cannot open the same data directory.
+///
+/// sled releases its file lock from a background thread after the last handle drops, so opening a
+/// database that this process closed a moment ago can briefly fail with "could not acquire lock":
+/// that case is retried for up to two seconds. Any other error, or a lock still held after that (another
+/// gateway running on the same data directory), is returned.
 pub fn open_db(path: &Path) -> Result<sled::Db> {
-    Ok(sled::Config::new()
-        .path(path)
-        .cache_capacity(SLED_CACHE_BYTES)
-        .open()?)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match sled::Config::new()
+            .path(path)
+            .cache_capacity(SLED_CACHE_BYTES)
+            .open()
+        {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(error))
+                if error.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
 }
 
 /// The two stores a gateway runs on.
