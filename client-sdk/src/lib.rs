@@ -6,6 +6,10 @@
 //!
 //! - [`error`]: the one error enum an application matches on;
 //! - [`remote`]: what the SDK needs from a gateway (HTTPS client, or in-memory for tests);
+//! - [`tree`]: the snapshot model (lazy, verified directory tree; path operations; merge);
+//! - [`history`]: verified commits, commit with merge, log, restore;
+//! - [`files`]: the upload and download pipelines; [`progress`]: their progress hooks;
+//! - [`memory_remote`]: an in-memory gateway, a test double that can misbehave on purpose;
 //!
 //! Threat model and formats: `docs/THREAT_MODEL.md`, `docs/FORMAT.md`.
 
@@ -13,7 +17,12 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod files;
+pub mod history;
+pub mod memory_remote;
+pub mod progress;
 pub mod remote;
+pub mod tree;
 
 pub use error::{Error, Result};
 
