@@ -19,10 +19,14 @@
 pub mod error;
 pub mod files;
 pub mod history;
+pub mod home;
+pub mod http;
+pub mod keystore;
 pub mod memory_remote;
 pub mod progress;
 pub mod remote;
 pub mod tree;
+pub mod trust;
 
 pub use error::{Error, Result};
 
