@@ -356,14 +356,19 @@ impl<'a, R: Remote> History<'a, R> {
                     chain.push(commit.clone());
                 }
                 drop(chain);
+                // Our parent was verified to extend the pin, so the pin is below our seq unless
+                // the gateway accepted a second commit at a seq we already verified: a fork.
                 let pin = self.ctx.pins.pinned(&self.ctx.space_id)?;
-                let head = pin
-                    .check_extension(std::slice::from_ref(&commit))
-                    .or_else(|_| {
-                        // The pin may be older than our parent: our parent was verified to extend it.
-                        Ok::<_, Error>(PinnedHead::of(&commit))
-                    })?;
-                self.ctx.pins.pin(&self.ctx.space_id, head)?;
+                if pin.seq >= commit.seq() {
+                    return Err(Error::Integrity(format!(
+                        "fork: the gateway accepted seq {} but seq {} was already verified",
+                        commit.seq(),
+                        pin.seq
+                    )));
+                }
+                self.ctx
+                    .pins
+                    .pin(&self.ctx.space_id, PinnedHead::of(&commit))?;
                 return Ok(Committed {
                     info: self.info(&commit)?,
                     merged,

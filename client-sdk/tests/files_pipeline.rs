@@ -331,3 +331,79 @@ async fn files_tampered_or_missing_chunks_are_refused_and_leave_no_file() {
     assert!(matches!(result, Err(Error::NotFound(_))), "{result:?}");
     assert!(listing(local.path()).is_empty());
 }
+
+#[derive(Default)]
+struct Recorder {
+    started: std::sync::Mutex<Vec<(u64, u64)>>,
+    chunk_bytes: std::sync::atomic::AtomicU64,
+    files: std::sync::Mutex<Vec<String>>,
+    warnings: std::sync::Mutex<Vec<String>>,
+}
+
+impl coffre_sdk::progress::Progress for Recorder {
+    fn on_start(&self, total_bytes: u64, total_chunks: u64) {
+        self.started
+            .lock()
+            .unwrap()
+            .push((total_bytes, total_chunks));
+    }
+    fn on_chunk_done(&self, bytes: u64) {
+        self.chunk_bytes
+            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn on_file_done(&self, path: &str) {
+        self.files.lock().unwrap().push(path.to_owned());
+    }
+    fn on_warning(&self, message: &str) {
+        self.warnings.lock().unwrap().push(message.to_owned());
+    }
+}
+
+#[tokio::test]
+async fn files_progress_is_reported_and_special_files_are_skipped() {
+    let world = world().await;
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("src");
+    write(&src.join("one.bin"), &data(1_500_000, 6));
+    write(&src.join("two.txt"), b"two");
+    let fifo = std::process::Command::new("mkfifo")
+        .arg(src.join("pipe"))
+        .status();
+    let history = world.history(&world.alice);
+    let keys = history.chunk_keys().unwrap();
+    let (_, mut tree) = history.head_snapshot().await.unwrap();
+    let recorder = Recorder::default();
+    let stats = put_tree(&mut tree, &keys, &src, &path("/"), &recorder)
+        .await
+        .unwrap();
+    assert_eq!(stats.files, 2);
+    assert_eq!(*recorder.started.lock().unwrap(), [(1_500_003, 2)]);
+    assert_eq!(
+        recorder
+            .chunk_bytes
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1_500_003
+    );
+    assert_eq!(recorder.files.lock().unwrap().len(), 2);
+    if fifo.is_ok_and(|status| status.success()) {
+        let warnings = recorder.warnings.lock().unwrap().clone();
+        assert!(
+            warnings.len() == 1 && warnings[0].contains("pipe"),
+            "{warnings:?}"
+        );
+        assert!(tree.stat(&path("/pipe")).await.is_err());
+    }
+    let dest = local.path().join("dest");
+    let recorder = Recorder::default();
+    let got = get_tree(&mut tree, &path("/"), &dest, &recorder).await;
+    // The tree was not written yet: its blobs are only in memory, so reading works (the
+    // manifests and chunks are uploaded) but nothing was committed.
+    got.unwrap();
+    assert_eq!(
+        recorder
+            .chunk_bytes
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1_500_003
+    );
+    assert_eq!(listing(&dest), ["one.bin", "two.txt"]);
+}
