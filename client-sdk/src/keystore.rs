@@ -130,8 +130,6 @@ impl Keystore {
         plaintext[32..64].copy_from_slice(bundle_secrets.expose_enc_secret());
         plaintext[64..].copy_from_slice(&device_secret.expose_secret());
         keystore.local_box = sealed_box_seal(&key, &keystore.aad(), plaintext.as_slice())?;
-        // Fails now, not at the next unlock, if the parts do not belong together.
-        keystore.unlock(passphrase)?;
         Ok(keystore)
     }
 

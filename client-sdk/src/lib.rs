@@ -5,6 +5,11 @@
 //! opaque logs, and everything it returns is verified before use.
 //!
 //! - [`error`]: the one error enum an application matches on;
+//! - [`client`]: the entry point — create or open an account, list, create and open spaces;
+//! - [`spaces`]: verified membership logs and epoch keys; [`state`]: per-space pins against
+//!   rollback and forks;
+//! - [`http`]: the HTTPS client, with [`trust`] (TLS 1.3, pinning, roots);
+//! - [`keystore`], [`home`]: the local keystore, `config.toml` and durable file writes;
 //! - [`remote`]: what the SDK needs from a gateway (HTTPS client, or in-memory for tests);
 //! - [`tree`]: the snapshot model (lazy, verified directory tree; path operations; merge);
 //! - [`history`]: verified commits, commit with merge, log, restore;
@@ -16,6 +21,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod account;
+pub mod client;
 pub mod error;
 pub mod files;
 pub mod history;
@@ -25,6 +32,8 @@ pub mod keystore;
 pub mod memory_remote;
 pub mod progress;
 pub mod remote;
+pub mod spaces;
+pub mod state;
 pub mod tree;
 pub mod trust;
 
