@@ -590,27 +590,51 @@ fn backoff(options: &HttpOptions, retries: u32, error: &Error) -> Option<Duratio
     Some(wait.min(options.max_backoff))
 }
 
-/// Maps a transport failure, recognising certificate refusals anywhere in the source chain.
+/// Maps a transport failure, recognising certificate refusals anywhere in the error tree: the
+/// `source()` chain and the errors wrapped in (possibly nested) `std::io::Error`s, whose own
+/// `source()` skips the wrapped error.
 fn transport_error(error: hyper_util::client::legacy::Error) -> Error {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
-    while let Some(current) = source {
-        if let Some(mismatch) = current.downcast_ref::<PinMismatch>() {
-            return Error::UntrustedCertificate(mismatch.to_string());
+    let mut pending: Vec<&(dyn std::error::Error + 'static)> = vec![&error];
+    let mut visited = 0;
+    while let Some(current) = pending.pop() {
+        visited += 1;
+        if visited > 32 {
+            break;
         }
-        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
-            if let rustls::Error::InvalidCertificate(reason) = tls {
-                if let rustls::CertificateError::Other(other) = reason
-                    && let Some(mismatch) = other.0.downcast_ref::<PinMismatch>()
-                {
-                    return Error::UntrustedCertificate(mismatch.to_string());
-                }
-                return Error::UntrustedCertificate(format!("{reason:?}"));
-            }
-            return Error::Network(format!("TLS: {tls}"));
+        if let Some(mapped) = certificate_error(current) {
+            return mapped;
         }
-        source = current.source();
+        if let Some(inner) = current
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            pending.push(inner);
+        }
+        if let Some(source) = current.source() {
+            pending.push(source);
+        }
     }
     Error::Network(describe_chain(&error))
+}
+
+fn certificate_error(error: &(dyn std::error::Error + 'static)) -> Option<Error> {
+    if let Some(mismatch) = error.downcast_ref::<PinMismatch>() {
+        return Some(Error::UntrustedCertificate(mismatch.to_string()));
+    }
+    match error.downcast_ref::<rustls::Error>()? {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other))
+            if other.0.downcast_ref::<PinMismatch>().is_some() =>
+        {
+            other
+                .0
+                .downcast_ref::<PinMismatch>()
+                .map(|mismatch| Error::UntrustedCertificate(mismatch.to_string()))
+        }
+        rustls::Error::InvalidCertificate(reason) => {
+            Some(Error::UntrustedCertificate(format!("{reason:?}")))
+        }
+        tls => Some(Error::Network(format!("TLS: {tls}"))),
+    }
 }
 
 fn body_error(error: &(dyn std::error::Error + Send + Sync + 'static)) -> Error {
