@@ -95,6 +95,7 @@ impl Error {
             ErrorCode::HandleTaken => Error::AlreadyExists(message),
             ErrorCode::Conflict => Error::Conflict(message),
             ErrorCode::QuotaExceeded => Error::Quota,
+            ErrorCode::InboxFull => Error::Conflict(message),
             ErrorCode::RateLimited => Error::RateLimited {
                 retry_after_s: retry_after_s.unwrap_or(1),
             },

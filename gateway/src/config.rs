@@ -1,7 +1,13 @@
 //! Gateway configuration: every limit in one struct with a documented default that needs nothing.
 //!
-//! Loading (TOML file, then `COFFRE_GATEWAY_*` environment overrides, then flags) lives in
-//! [`crate::config`]'s loader functions; the struct itself is plain data so tests build it directly.
+//! Loading (TOML file, then `COFFRE_GATEWAY_*` environment overrides, then flags) is
+//! [`Config::load`]; the struct itself is plain data so tests build it directly. Every key, its
+//! type and its environment variable are listed in [`KEYS`]; defaults are those of
+//! [`Config::default`], chosen so that a configuration with no file, no variable and no flag works.
+
+mod load;
+
+pub use load::{KEYS, Key, Kind, Loaded, Overrides};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,6 +22,15 @@ pub enum BlobBackend {
     Sled,
 }
 
+/// How log lines are formatted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
 /// The whole configuration of one gateway.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -27,6 +42,13 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// Extra DNS names or IP addresses the generated self-signed certificate is valid for
+    /// (besides `localhost`, `127.0.0.1`, `::1` and a specific listen address).
+    pub tls_names: Vec<String>,
+    /// Log filter in `tracing_subscriber::EnvFilter` syntax. Default `info`.
+    pub log_filter: String,
+    /// Log line format. Default text.
+    pub log_format: LogFormat,
     /// Blob body layout.
     pub blob_backend: BlobBackend,
     /// Limits and timeouts.
@@ -64,6 +86,8 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Time allowed for one whole request, body included.
     pub request_timeout: Duration,
+    /// On shutdown, how long in-flight requests may take to finish before connections are cut.
+    pub shutdown_grace: Duration,
     /// Most header bytes (HTTP/1 buffer, HTTP/2 header list size).
     pub max_header_bytes: usize,
     /// Most headers per request (HTTP/1).
@@ -86,6 +110,7 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(300),
+            shutdown_grace: Duration::from_secs(30),
             max_header_bytes: 16 * 1024,
             max_headers: 64,
             max_concurrent_streams: 64,
@@ -103,6 +128,9 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
             tls_cert: None,
             tls_key: None,
+            tls_names: Vec::new(),
+            log_filter: "info".to_owned(),
+            log_format: LogFormat::Text,
             blob_backend: BlobBackend::Files,
             limits: Limits::default(),
             default_quota_bytes: 10 * 1024 * 1024 * 1024,

@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod app;
 pub mod check;
 pub mod config;
 pub mod error;

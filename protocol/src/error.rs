@@ -32,6 +32,8 @@ pub enum ErrorCode {
     LengthRequired,
     /// The account's storage quota would be exceeded.
     QuotaExceeded,
+    /// The recipient's inbox holds as many pending invitations as the gateway allows.
+    InboxFull,
     /// Too many requests from this account or address; retry after the `Retry-After` seconds.
     RateLimited,
     /// The path exists but not with this method.
@@ -46,7 +48,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// All codes, for documentation and exhaustive tests.
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 17] = [
         ErrorCode::BadRequest,
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
@@ -58,6 +60,7 @@ impl ErrorCode {
         ErrorCode::PayloadTooLarge,
         ErrorCode::LengthRequired,
         ErrorCode::QuotaExceeded,
+        ErrorCode::InboxFull,
         ErrorCode::RateLimited,
         ErrorCode::MethodNotAllowed,
         ErrorCode::UnsupportedMediaType,
@@ -79,6 +82,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::LengthRequired => "length_required",
             ErrorCode::QuotaExceeded => "quota_exceeded",
+            ErrorCode::InboxFull => "inbox_full",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
@@ -101,6 +105,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::LengthRequired => 411,
             ErrorCode::QuotaExceeded => 507,
+            ErrorCode::InboxFull => 409,
             ErrorCode::RateLimited => 429,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::UnsupportedMediaType => 415,

@@ -1,0 +1,282 @@
+//! Content-addressed blobs: upload (streamed, hash-checked, quota-charged), download (streamed,
+//! hash-verified), listing, `missing` queries and pruning. The rules are in
+//! [`crate::service::blobs`].
+
+use coffre_crypto::keys::{BlobId, SpaceId};
+use coffre_protocol::types::{
+    BlobListEntry, BlobListResponse, Id32, MissingRequest, MissingResponse, PruneRequest,
+    PruneResponse,
+};
+use coffre_protocol::{MAX_IDS_PER_REQUEST, MAX_ITEMS_PER_PAGE};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use http::{Response, StatusCode};
+use http_body_util::BodyExt as _;
+use tokio::sync::mpsc;
+
+use super::body::{check_declared, next_data, read_json, require_media_type};
+use super::query::Query;
+use super::response::{empty, empty_body, json};
+use super::stream::ChannelBody;
+use super::{Ctx, ResponseBody};
+use crate::app::{App, blocking};
+use crate::error::{Error, Result};
+use crate::service::blobs::{CHANNEL_DEPTH, Feed, stream_blob, write_blob};
+use crate::service::{auth, roles};
+use crate::store::BlobMeta;
+
+fn blob_id(id: &Id32) -> BlobId {
+    BlobId::from_bytes(id.0)
+}
+
+/// `PUT /v1/spaces/{id}/blobs/{blob}` (writer or above): 201 once durable, 200 if already stored,
+/// 422 `hash_mismatch`, 413, 415, 507 `quota_exceeded`.
+pub(crate) async fn put(
+    ctx: &mut Ctx,
+    space: SpaceId,
+    blob: BlobId,
+) -> Result<Response<ResponseBody>> {
+    let caller = auth::authenticate(&ctx.app, &ctx.parts.headers).await?;
+    roles::require(&ctx.app, &caller, space, roles::WRITER).await?;
+    require_media_type(&ctx.parts, "application/octet-stream")?;
+    let limit = ctx.app.config.limits.max_blob_bytes;
+    let declared = check_declared(&ctx.parts, limit)?;
+    let app = std::sync::Arc::clone(&ctx.app);
+    let _shared = app.space_locks.upload(&space).await;
+    if app
+        .meta(move |meta| meta.blob_meta(&space, &blob))
+        .await?
+        .is_some()
+    {
+        return Ok(empty(StatusCode::OK));
+    }
+    // Reserve a declared length up front, so an over-quota upload is refused before it is read.
+    let uploader = caller.handle.clone();
+    let mut reserved = 0;
+    if let Some(length) = declared {
+        reserve(&app, &uploader, length).await?;
+        reserved = length;
+    }
+    let result = upload(ctx, &app, space, blob, limit, &uploader, &mut reserved).await;
+    // Whatever happened, a reservation not consumed by a new index entry is given back.
+    if reserved > 0 {
+        let handle = uploader.clone();
+        if let Err(error) = app
+            .meta(move |meta| meta.release_quota(&handle, reserved))
+            .await
+        {
+            tracing::error!(error = %error, "releasing a quota reservation failed");
+        }
+    }
+    result
+}
+
+async fn reserve(app: &App, handle: &str, bytes: u64) -> Result<()> {
+    let handle = handle.to_owned();
+    app.meta(move |meta| meta.reserve_quota(&handle, bytes))
+        .await
+}
+
+async fn upload(
+    ctx: &mut Ctx,
+    app: &App,
+    space: SpaceId,
+    blob: BlobId,
+    limit: u64,
+    uploader: &str,
+    reserved: &mut u64,
+) -> Result<Response<ResponseBody>> {
+    let (sender, receiver) = mpsc::channel(CHANNEL_DEPTH);
+    let store = std::sync::Arc::clone(&app.blobs);
+    let writer =
+        tokio::task::spawn_blocking(move || write_blob(store.as_ref(), &space, &blob, receiver));
+    let mut received = 0;
+    let fed = loop {
+        match next_data(ctx, &mut received, limit).await {
+            Ok(Some(data)) => {
+                if sender.send(Feed::Data(data)).await.is_err() {
+                    break Ok(()); // The writer stopped; its result says why.
+                }
+            }
+            Ok(None) => {
+                let _ = sender.send(Feed::End).await;
+                break Ok(());
+            }
+            Err(error) => break Err(error),
+        }
+    };
+    drop(sender);
+    let written = writer
+        .await
+        .map_err(|error| Error::Internal(format!("upload task failed: {error}")))?;
+    fed?;
+    let written = written?;
+    let size = written.size;
+    if size != *reserved {
+        if *reserved > 0 {
+            // Hyper enforces a declared Content-Length; a mismatch is a bug, not the client's.
+            return Err(Error::Internal(
+                "upload size differs from its Content-Length".into(),
+            ));
+        }
+        reserve(app, uploader, size).await?;
+        *reserved = size;
+    }
+    blocking(move || written.writer.commit()).await?;
+    let record = BlobMeta {
+        size,
+        created_ms: app.now_ms(),
+        uploader: uploader.to_owned(),
+    };
+    let inserted = app
+        .meta(move |meta| meta.put_blob_meta(&space, &blob, &record))
+        .await?;
+    if inserted {
+        *reserved = 0; // Now charged for good.
+        Ok(empty(StatusCode::CREATED))
+    } else {
+        // A concurrent upload of the same blob was indexed first and is charged for it; `put`
+        // releases this one's reservation.
+        Ok(empty(StatusCode::OK))
+    }
+}
+
+/// `GET|HEAD /v1/spaces/{id}/blobs/{blob}` (any member): the body, streamed and verified.
+pub(crate) async fn get(
+    ctx: &mut Ctx,
+    space: SpaceId,
+    blob: BlobId,
+    head_only: bool,
+) -> Result<Response<ResponseBody>> {
+    let caller = auth::authenticate(&ctx.app, &ctx.parts.headers).await?;
+    roles::require(&ctx.app, &caller, space, roles::READER).await?;
+    let meta = ctx
+        .app
+        .meta(move |meta| meta.blob_meta(&space, &blob))
+        .await?
+        .ok_or(Error::NotFound)?;
+    let body = if head_only {
+        empty_body()
+    } else {
+        let reader = ctx
+            .app
+            .blob_store(move |blobs| blobs.open(&space, &blob))
+            .await?
+            .ok_or_else(|| {
+                Error::Corrupt(format!("blob {space}/{blob} is indexed but has no body"))
+            })?;
+        let (sender, receiver) = mpsc::channel(CHANNEL_DEPTH);
+        let size = meta.size;
+        tokio::task::spawn_blocking(move || stream_blob(reader.body, size, blob, space, sender));
+        ChannelBody::new(receiver, meta.size).boxed()
+    };
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(meta.size));
+    Ok(response)
+}
+
+/// `POST /v1/spaces/{id}/blobs/missing` (any member): which of the ids are not stored.
+pub(crate) async fn missing(ctx: &mut Ctx, space: SpaceId) -> Result<Response<ResponseBody>> {
+    let caller = auth::authenticate(&ctx.app, &ctx.parts.headers).await?;
+    roles::require(&ctx.app, &caller, space, roles::READER).await?;
+    let request: MissingRequest = read_json(ctx).await?;
+    if request.ids.len() > MAX_IDS_PER_REQUEST {
+        return Err(Error::BadRequest(format!(
+            "at most {MAX_IDS_PER_REQUEST} ids per request"
+        )));
+    }
+    let missing = ctx
+        .app
+        .meta(move |meta| {
+            let mut missing = Vec::new();
+            for id in request.ids {
+                if meta.blob_meta(&space, &blob_id(&id))?.is_none() {
+                    missing.push(id);
+                }
+            }
+            Ok(missing)
+        })
+        .await?;
+    json(StatusCode::OK, &MissingResponse { missing })
+}
+
+/// `GET /v1/spaces/{id}/blobs?after=ID&limit=N` (any member): the index in id order.
+pub(crate) async fn list(ctx: &mut Ctx, space: SpaceId) -> Result<Response<ResponseBody>> {
+    let caller = auth::authenticate(&ctx.app, &ctx.parts.headers).await?;
+    roles::require(&ctx.app, &caller, space, roles::READER).await?;
+    let query = Query::parse(ctx.parts.uri.query())?;
+    let limit = query.limit(MAX_ITEMS_PER_PAGE, MAX_ITEMS_PER_PAGE)?;
+    let after = match query.str("after") {
+        None => None,
+        Some(text) => Some(
+            BlobId::from_hex(text)
+                .map_err(|_| Error::BadRequest("after must be a blob id".into()))?,
+        ),
+    };
+    let page = ctx
+        .app
+        .meta(move |meta| meta.list_blob_meta(&space, after.as_ref(), limit))
+        .await?;
+    let next_after = (page.len() == limit)
+        .then(|| page.last().map(|(id, _)| Id32(*id.as_bytes())))
+        .flatten();
+    let blobs = page
+        .into_iter()
+        .map(|(id, meta)| BlobListEntry {
+            id: Id32(*id.as_bytes()),
+            size: meta.size,
+            created_ms: meta.created_ms,
+        })
+        .collect();
+    json(StatusCode::OK, &BlobListResponse { blobs, next_after })
+}
+
+/// `POST /v1/spaces/{id}/prune` (admin or owner): deletes the listed blobs older than the grace
+/// period, releasing their uploaders' quota.
+pub(crate) async fn prune(ctx: &mut Ctx, space: SpaceId) -> Result<Response<ResponseBody>> {
+    let caller = auth::authenticate(&ctx.app, &ctx.parts.headers).await?;
+    roles::require(&ctx.app, &caller, space, roles::ADMIN).await?;
+    let request: PruneRequest = read_json(ctx).await?;
+    if request.delete.len() > MAX_IDS_PER_REQUEST {
+        return Err(Error::BadRequest(format!(
+            "at most {MAX_IDS_PER_REQUEST} ids per request"
+        )));
+    }
+    let app = std::sync::Arc::clone(&ctx.app);
+    let _exclusive = app.space_locks.prune(&space).await;
+    let grace = u64::try_from(app.config.prune_grace.as_millis()).unwrap_or(u64::MAX);
+    let cutoff = app.now_ms().saturating_sub(grace);
+    let (meta_store, blob_store) = (
+        std::sync::Arc::clone(&app.meta),
+        std::sync::Arc::clone(&app.blobs),
+    );
+    let answer = blocking(move || {
+        let mut answer = PruneResponse {
+            deleted: 0,
+            kept_recent: 0,
+            absent: 0,
+        };
+        for id in request.delete {
+            let blob = blob_id(&id);
+            match meta_store.blob_meta(&space, &blob)? {
+                None => answer.absent += 1,
+                Some(meta) if meta.created_ms > cutoff => answer.kept_recent += 1,
+                Some(_) => {
+                    // Index first, then quota, then body: see the module docs of service::blobs.
+                    if let Some(meta) = meta_store.delete_blob_meta(&space, &blob)? {
+                        meta_store.release_quota(&meta.uploader, meta.size)?;
+                    }
+                    blob_store.delete(&space, &blob)?;
+                    answer.deleted += 1;
+                }
+            }
+        }
+        Ok(answer)
+    })
+    .await?;
+    json(StatusCode::OK, &answer)
+}
