@@ -5,15 +5,37 @@
 //! opaque logs, and everything it returns is verified before use.
 //!
 //! - [`error`]: the one error enum an application matches on;
+//! - [`client`]: the entry point — create or open an account, list, create and open spaces;
+//! - [`spaces`]: verified membership logs and epoch keys; [`state`]: per-space pins against
+//!   rollback and forks;
+//! - [`http`]: the HTTPS client, with [`trust`] (TLS 1.3, pinning, roots);
+//! - [`keystore`], [`home`]: the local keystore, `config.toml` and durable file writes;
 //! - [`remote`]: what the SDK needs from a gateway (HTTPS client, or in-memory for tests);
+//! - [`tree`]: the snapshot model (lazy, verified directory tree; path operations; merge);
+//! - [`history`]: verified commits, commit with merge, log, restore;
+//! - [`files`]: the upload and download pipelines; [`progress`]: their progress hooks;
+//! - [`memory_remote`]: an in-memory gateway, a test double that can misbehave on purpose;
 //!
 //! Threat model and formats: `docs/THREAT_MODEL.md`, `docs/FORMAT.md`.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod account;
+pub mod client;
 pub mod error;
+pub mod files;
+pub mod history;
+pub mod home;
+pub mod http;
+pub mod keystore;
+pub mod memory_remote;
+pub mod progress;
 pub mod remote;
+pub mod spaces;
+pub mod state;
+pub mod tree;
+pub mod trust;
 
 pub use error::{Error, Result};
 

@@ -30,6 +30,8 @@ pub const CTX_RECOVERY: &str = "coffre v1 recovery key";
 pub const CTX_OPAQUE_EXPORT: &str = "coffre v1 opaque export key";
 /// `KDF` context: identity fingerprints. **Format-fixed.**
 pub const CTX_FINGERPRINT: &str = "coffre v1 fingerprint";
+/// `KDF` context: the key sealing a device's local keystore (FORMAT.md section 8.6). **Format-fixed.**
+pub const CTX_LOCAL_KEYSTORE: &str = "coffre v1 local keystore key";
 
 /// Signature domain: identity self-signature. **Format-fixed.**
 pub const SIG_IDENTITY: &str = "coffre v1 identity self-signature";
@@ -95,6 +97,7 @@ mod tests {
             CTX_RECOVERY,
             CTX_OPAQUE_EXPORT,
             CTX_FINGERPRINT,
+            CTX_LOCAL_KEYSTORE,
         ];
         let unique: std::collections::BTreeSet<_> = contexts.iter().collect();
         assert_eq!(unique.len(), contexts.len());

@@ -1,0 +1,370 @@
+//! The upload pipeline: chunk and seal on a blocking thread, ask which chunks are missing, send
+//! only those, then seal the manifest and put the entry into the snapshot.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use coffre_crypto::chunker::{AVG_CHUNK_SIZE, Chunker, seal_chunk};
+use coffre_crypto::dirnode::Timestamp;
+use coffre_crypto::envelope::SealedBlob;
+use coffre_crypto::keys::SpaceId;
+use coffre_crypto::manifest::{ChunkRef, Manifest};
+use tokio::sync::mpsc;
+
+use super::walk::{LocalItem, local_meta, walk};
+use super::window::Window;
+use super::{
+    CHANNEL_DEPTH, ChunkKeys, FILE_CONCURRENCY, TransferStats, UPLOAD_BATCH, UPLOAD_CONCURRENCY,
+    missing, upload_blobs, warn,
+};
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::remote::Remote;
+use crate::tree::{EntryType, Snapshot, SpacePath};
+
+type Sealed = Result<(ChunkRef, SealedBlob)>;
+
+fn estimate_chunks(bytes: u64) -> u64 {
+    bytes.div_ceil(AVG_CHUNK_SIZE as u64)
+}
+
+fn join_error(error: tokio::task::JoinError) -> Error {
+    Error::Io(std::io::Error::other(format!(
+        "chunker task failed: {error}"
+    )))
+}
+
+/// Streams `source` through the chunker, uploads the chunks the gateway lacks, and returns the
+/// file's manifest (not yet sealed or uploaded). Memory stays bounded whatever the size.
+pub async fn upload_reader<R, S>(
+    remote: &R,
+    space: &SpaceId,
+    keys: &ChunkKeys,
+    source: S,
+    progress: &dyn Progress,
+    stats: &mut TransferStats,
+) -> Result<Manifest>
+where
+    R: Remote,
+    S: Read + Send + 'static,
+{
+    let (sender, mut receiver) = mpsc::channel::<Sealed>(CHANNEL_DEPTH);
+    let (seed, convergence) = (Arc::clone(&keys.seed), Arc::clone(&keys.convergence));
+    let chunker = tokio::task::spawn_blocking(move || {
+        for chunk in Chunker::new(source, &seed) {
+            let item = chunk
+                .map_err(Error::from)
+                .and_then(|chunk| seal_chunk(&convergence, &chunk.data).map_err(Error::from));
+            let failed = item.is_err();
+            if sender.blocking_send(item).is_err() || failed {
+                break;
+            }
+        }
+    });
+    let mut refs = Vec::new();
+    let result = async {
+        while let Some(first) = receiver.recv().await {
+            let mut batch = vec![first?];
+            while batch.len() < UPLOAD_BATCH {
+                match receiver.try_recv() {
+                    Ok(item) => batch.push(item?),
+                    Err(_) => break,
+                }
+            }
+            refs.extend(send_batch(remote, space, batch, progress, stats).await?);
+        }
+        Ok::<(), Error>(())
+    }
+    .await;
+    drop(receiver); // unblocks the chunker if we stopped early
+    chunker.await.map_err(join_error)?;
+    result?;
+    if refs.len() > coffre_crypto::manifest::MAX_CHUNKS {
+        return Err(Error::InvalidInput(
+            "file too large for one manifest".into(),
+        ));
+    }
+    Ok(Manifest::from_chunks(refs)?)
+}
+
+/// Uploads the chunks of `batch` that the gateway lacks; returns their references in order.
+async fn send_batch<R: Remote>(
+    remote: &R,
+    space: &SpaceId,
+    batch: Vec<(ChunkRef, SealedBlob)>,
+    progress: &dyn Progress,
+    stats: &mut TransferStats,
+) -> Result<Vec<ChunkRef>> {
+    let ids: Vec<_> = batch.iter().map(|(reference, _)| reference.id).collect();
+    let mut absent: HashSet<_> = missing(remote, space, &ids).await?;
+    let mut window = Window::new();
+    let mut refs = Vec::with_capacity(batch.len());
+    for (reference, sealed) in batch {
+        let length = u64::from(reference.length);
+        stats.chunks += 1;
+        stats.bytes += length;
+        let id = reference.id;
+        refs.push(reference);
+        // `remove` also skips a repeat of a chunk already queued in this batch.
+        if !absent.remove(&id) {
+            progress.on_chunk_done(length);
+            continue;
+        }
+        if window.len() >= UPLOAD_CONCURRENCY
+            && let Some(done) = window.next_any().await
+        {
+            record(done?, progress, stats);
+        }
+        window.push(async move {
+            let bytes = sealed.into_bytes();
+            let sent = bytes.len() as u64;
+            remote
+                .put_blob(space, &id, bytes)
+                .await
+                .map(|()| (length, sent))
+        });
+    }
+    while let Some(done) = window.next_any().await {
+        record(done?, progress, stats);
+    }
+    Ok(refs)
+}
+
+fn record((length, sent): (u64, u64), progress: &dyn Progress, stats: &mut TransferStats) {
+    stats.chunks_sent += 1;
+    stats.blobs_sent += 1;
+    stats.bytes_sent += sent;
+    progress.on_chunk_done(length);
+}
+
+/// Seals the manifest (or reuses the existing one if the chunks are the same), uploads it if
+/// needed, and puts the file entry at `dest`. Returns whether the tree changed.
+pub(crate) async fn store_file<R: Remote>(
+    snapshot: &mut Snapshot<'_, R>,
+    dest: &SpacePath,
+    manifest: Manifest,
+    mtime: Timestamp,
+    mode: u32,
+    progress: &dyn Progress,
+    stats: &mut TransferStats,
+) -> Result<bool> {
+    let remote = snapshot.remote();
+    let space = *snapshot.space();
+    let existing = match snapshot.file(dest).await {
+        Ok(file) if file.size == manifest.file_size => {
+            match remote.get_blob(&space, &file.manifest.id).await {
+                Ok(bytes) => match Manifest::open(&file.manifest, &bytes) {
+                    Ok(old) if old == manifest => Some(file.manifest),
+                    Ok(_) => None,
+                    Err(error) => {
+                        warn(
+                            progress,
+                            format!(
+                                "{dest}: the previous version is unreadable ({error}); replacing it"
+                            ),
+                        );
+                        None
+                    }
+                },
+                Err(error) => {
+                    warn(
+                        progress,
+                        format!(
+                            "{dest}: the previous version is unreadable ({error}); replacing it"
+                        ),
+                    );
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let size = manifest.file_size;
+    let reference = match existing {
+        Some(reference) => reference,
+        None => {
+            let (reference, sealed) = manifest.seal()?;
+            let (blobs, bytes) = upload_blobs(remote, &space, vec![sealed]).await?;
+            stats.blobs_sent += blobs;
+            stats.bytes_sent += bytes;
+            reference
+        }
+    };
+    snapshot
+        .insert_file(dest, reference, size, mtime, mode)
+        .await
+}
+
+/// Uploads the local file `local` to `dest` in the snapshot (not yet written or committed).
+/// A symlink given here is followed (use [`put_tree`] to store links as links).
+pub async fn put_file<R: Remote>(
+    snapshot: &mut Snapshot<'_, R>,
+    keys: &ChunkKeys,
+    local: &Path,
+    dest: &SpacePath,
+    progress: &dyn Progress,
+) -> Result<TransferStats> {
+    let metadata = tokio::fs::metadata(local).await?;
+    if !metadata.is_file() {
+        return Err(Error::InvalidInput(format!(
+            "not a regular file: {}",
+            local.display()
+        )));
+    }
+    let (mtime, mode) = local_meta(&metadata)?;
+    progress.on_start(metadata.len(), estimate_chunks(metadata.len()));
+    let file = std::fs::File::open(local)?;
+    let mut stats = TransferStats::default();
+    put_one(
+        snapshot, keys, file, dest, mtime, mode, progress, &mut stats,
+    )
+    .await?;
+    progress.on_file_done(&local.display().to_string());
+    Ok(stats)
+}
+
+/// Uploads everything `source` yields to `dest` (mtime now, mode 0o644).
+pub async fn put_reader<R: Remote, S: Read + Send + 'static>(
+    snapshot: &mut Snapshot<'_, R>,
+    keys: &ChunkKeys,
+    source: S,
+    dest: &SpacePath,
+    progress: &dyn Progress,
+) -> Result<TransferStats> {
+    let mut stats = TransferStats::default();
+    let mtime = crate::tree::now()?;
+    put_one(
+        snapshot, keys, source, dest, mtime, 0o644, progress, &mut stats,
+    )
+    .await?;
+    progress.on_file_done(&dest.to_string());
+    Ok(stats)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn put_one<R: Remote, S: Read + Send + 'static>(
+    snapshot: &mut Snapshot<'_, R>,
+    keys: &ChunkKeys,
+    source: S,
+    dest: &SpacePath,
+    mtime: Timestamp,
+    mode: u32,
+    progress: &dyn Progress,
+    stats: &mut TransferStats,
+) -> Result<()> {
+    if dest.is_root() {
+        return Err(Error::InvalidInput("a file cannot replace the root".into()));
+    }
+    if let Ok(info) = snapshot.stat(dest).await
+        && info.kind == EntryType::Dir
+    {
+        return Err(Error::AlreadyExists(format!("{dest} is a directory")));
+    }
+    let (remote, space) = (snapshot.remote(), *snapshot.space());
+    let manifest = upload_reader(remote, &space, keys, source, progress, stats).await?;
+    stats.files += 1;
+    store_file(snapshot, dest, manifest, mtime, mode, progress, stats).await?;
+    Ok(())
+}
+
+/// Uploads the local directory `local` (recursively) to `dest`, which is created if needed.
+/// Symlinks are stored as links, not followed; special files and non-UTF-8 names are skipped
+/// with a warning; a file that cannot be read is skipped with a warning. Up to
+/// [`FILE_CONCURRENCY`] files are uploaded at once.
+pub async fn put_tree<R: Remote>(
+    snapshot: &mut Snapshot<'_, R>,
+    keys: &ChunkKeys,
+    local: &Path,
+    dest: &SpacePath,
+    progress: &dyn Progress,
+) -> Result<TransferStats> {
+    let root = local.to_path_buf();
+    let dest_root = dest.clone();
+    let plan = tokio::task::spawn_blocking(move || walk(&root, &dest_root))
+        .await
+        .map_err(join_error)??;
+    for message in &plan.warnings {
+        progress.on_warning(message);
+    }
+    let total: u64 = plan.items.iter().map(LocalItem::size).sum();
+    progress.on_start(total, estimate_chunks(total));
+    let mut stats = TransferStats::default();
+    let mut files: Vec<(PathBuf, SpacePath, Timestamp, u32)> = Vec::new();
+    for item in plan.items {
+        match item {
+            LocalItem::Dir { dest, mtime } => {
+                if dest.is_root() {
+                    continue;
+                }
+                match snapshot.stat(&dest).await {
+                    Ok(info) if info.kind == EntryType::Dir => {}
+                    Ok(_) => {
+                        warn(
+                            progress,
+                            format!("{dest} exists and is not a directory; skipped"),
+                        );
+                    }
+                    Err(Error::NotFound(_)) => snapshot.mkdir_at(&dest, mtime).await?,
+                    Err(error) => return Err(error),
+                }
+            }
+            LocalItem::Symlink {
+                dest,
+                target,
+                mtime,
+            } => {
+                if let Err(error) = snapshot.insert_symlink(&dest, &target, mtime).await {
+                    warn(progress, format!("{dest}: {error}; skipped"));
+                }
+            }
+            LocalItem::File {
+                local,
+                dest,
+                mtime,
+                mode,
+                ..
+            } => {
+                files.push((local, dest, mtime, mode));
+            }
+        }
+    }
+    let (remote, space) = (snapshot.remote(), *snapshot.space());
+    let mut window = Window::new();
+    let mut queue = files.into_iter();
+    loop {
+        while window.len() < FILE_CONCURRENCY {
+            let Some((local, dest, mtime, mode)) = queue.next() else {
+                break;
+            };
+            window.push(async move {
+                let mut file_stats = TransferStats::default();
+                let opened = std::fs::File::open(&local);
+                let result = match opened {
+                    Ok(file) => {
+                        upload_reader(remote, &space, keys, file, progress, &mut file_stats).await
+                    }
+                    Err(error) => Err(Error::Io(error)),
+                };
+                (local, dest, mtime, mode, file_stats, result)
+            });
+        }
+        let Some((local, dest, mtime, mode, file_stats, result)) = window.next_any().await else {
+            break;
+        };
+        stats.add(&file_stats);
+        match result {
+            Ok(manifest) => {
+                stats.files += 1;
+                store_file(snapshot, &dest, manifest, mtime, mode, progress, &mut stats).await?;
+                progress.on_file_done(&local.display().to_string());
+            }
+            Err(Error::Io(error)) => {
+                warn(progress, format!("{}: {error}; skipped", local.display()));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(stats)
+}

@@ -1,0 +1,181 @@
+//! End to end against a real gateway, in process, over TLS on 127.0.0.1:0, with the SDK pinned to
+//! the gateway's generated self-signed certificate.
+//!
+//! Not compiled yet: it moves to `client-sdk/tests/http_gateway.rs` (with `coffre-gateway` as a
+//! dev-dependency) once the gateway's `server::run_with_tls` and `store::Stores::memory` are in
+//! main.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use coffre_crypto::passphrase::Passphrase;
+use coffre_sdk::Error;
+use coffre_sdk::client::Client;
+use coffre_sdk::home::Home;
+use coffre_sdk::trust::{CertFingerprint, Trust};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+struct Gateway {
+    url: String,
+    pin: CertFingerprint,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    async fn start(token_ttl: Duration) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = coffre_gateway::Config::default();
+        config.data_dir = dir.path().join("gateway");
+        config.token_ttl = token_ttl;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let tls = coffre_gateway::tls::load_or_generate(&config).unwrap();
+        let pin = CertFingerprint::parse(&tls.fingerprint.to_colon_hex()).unwrap();
+        let stores = coffre_gateway::store::Stores::memory();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            coffre_gateway::server::run_with_tls(listener, config, stores, tls, shutdown)
+                .await
+                .unwrap();
+        });
+        Gateway {
+            url: format!("https://127.0.0.1:{port}"),
+            pin,
+            stop: Some(stop),
+            task,
+            _dir: dir,
+        }
+    }
+
+    fn trust(&self) -> Trust {
+        Trust::Pinned(self.pin)
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
+    }
+}
+
+fn pass(text: &str) -> Passphrase {
+    Passphrase::new(text.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_account_spaces_and_reopen() {
+    let gateway = Gateway::start(Duration::from_secs(3600)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path().join("alice"));
+    let client = Client::create_account(&home, &gateway.url, gateway.trust(), "alice", pass("pw one"))
+        .await
+        .unwrap();
+    let me = client.whoami();
+    assert_eq!(me.handle.as_str(), "alice");
+    assert!(client.http().is_logged_in());
+    let health = client.http().health().await.unwrap();
+    assert_eq!(health.status, "ok");
+    assert_eq!(health.http_version, http::Version::HTTP_2, "ALPN h2");
+
+    let space = client.create_space("Budget").await.unwrap();
+    let listed = client.spaces().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, *space.id());
+    assert_eq!(listed[0].name.as_deref(), Some("Budget"));
+    let opened = client.open_space(space.id()).await.unwrap();
+    assert_eq!(opened.log().entries().len(), 2);
+    assert_eq!(opened.epoch(), 1);
+
+    // The same handle cannot be registered twice.
+    let other = Home::at(dir.path().join("alice2"));
+    let taken = Client::create_account(&other, &gateway.url, gateway.trust(), "alice", pass("x")).await;
+    assert!(matches!(taken, Err(Error::AlreadyExists(_))), "{taken:?}");
+    assert!(!other.keystore_path().exists(), "a refused registration leaves no keystore");
+
+    // Re-open from the keystore: wrong passphrase refused, right one logs in lazily.
+    drop(client);
+    let wrong = Client::open(&home, pass("pw two")).await;
+    assert!(matches!(wrong, Err(Error::Auth)), "{wrong:?}");
+    let reopened = Client::open(&home, pass("pw one")).await.unwrap();
+    assert_eq!(reopened.whoami(), me);
+    assert!(!reopened.http().is_logged_in());
+    let listed = reopened.spaces().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(reopened.http().is_logged_in());
+
+    // A copied COFFRE_HOME opens on "another machine" as the same device.
+    let copy = dir.path().join("copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    for name in ["config.toml", "keystore.cfk"] {
+        std::fs::copy(home.config_dir().join(name), copy.join(name)).unwrap();
+    }
+    let copied = Client::open(&Home::at(&copy), pass("pw one")).await.unwrap();
+    assert_eq!(copied.spaces().await.unwrap().len(), 1);
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_expired_token_is_renewed_transparently() {
+    let gateway = Gateway::start(Duration::from_secs(1)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path());
+    let client = Client::create_account(&home, &gateway.url, gateway.trust(), "bob", pass("pw"))
+        .await
+        .unwrap();
+    client.create_space("One").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    // The token has expired: the next request gets 401, logs in again and succeeds.
+    assert_eq!(client.spaces().await.unwrap().len(), 1);
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_pin_mismatch_is_refused() {
+    let gateway = Gateway::start(Duration::from_secs(3600)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path());
+    let mut wrong = *gateway.pin.as_bytes();
+    wrong[0] ^= 1;
+    let result = Client::create_account(
+        &home,
+        &gateway.url,
+        Trust::Pinned(CertFingerprint::from_bytes(wrong)),
+        "carol",
+        pass("pw"),
+    )
+    .await;
+    let Err(Error::UntrustedCertificate(message)) = result else {
+        panic!("{result:?}");
+    };
+    assert!(message.contains(&gateway.pin.to_colon_hex()), "{message}");
+    assert!(!home.keystore_path().exists());
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_membership_rollback_is_detected() {
+    let gateway = Gateway::start(Duration::from_secs(3600)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path());
+    let client = Client::create_account(&home, &gateway.url, gateway.trust(), "dave", pass("pw"))
+        .await
+        .unwrap();
+    let space = client.create_space("S").await.unwrap();
+    let id = *space.id();
+    // This device claims to have verified a longer log than the gateway serves: a rollback.
+    let path = home.spaces_dir().join(format!("{}.json", id.to_hex()));
+    let mut file: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    file["membership_len"] = serde_json::json!(5);
+    std::fs::write(&path, file.to_string()).unwrap();
+    let error = client.open_space(&id).await.unwrap_err();
+    assert!(matches!(&error, Error::Integrity(m) if m.contains("rollback")), "{error:?}");
+    gateway.stop().await;
+}
