@@ -75,9 +75,15 @@ async fn http_account_spaces_and_reopen() {
     let gateway = Gateway::start(Duration::from_secs(3600)).await;
     let dir = tempfile::tempdir().unwrap();
     let home = Home::at(dir.path().join("alice"));
-    let client = Client::create_account(&home, &gateway.url, gateway.trust(), "alice", pass("pw one"))
-        .await
-        .unwrap();
+    let client = Client::create_account(
+        &home,
+        &gateway.url,
+        gateway.trust(),
+        "alice",
+        pass("pw one"),
+    )
+    .await
+    .unwrap();
     let me = client.whoami();
     assert_eq!(me.handle.as_str(), "alice");
     assert!(client.http().is_logged_in());
@@ -96,9 +102,13 @@ async fn http_account_spaces_and_reopen() {
 
     // The same handle cannot be registered twice.
     let other = Home::at(dir.path().join("alice2"));
-    let taken = Client::create_account(&other, &gateway.url, gateway.trust(), "alice", pass("x")).await;
+    let taken =
+        Client::create_account(&other, &gateway.url, gateway.trust(), "alice", pass("x")).await;
     assert!(matches!(taken, Err(Error::AlreadyExists(_))), "{taken:?}");
-    assert!(!other.keystore_path().exists(), "a refused registration leaves no keystore");
+    assert!(
+        !other.keystore_path().exists(),
+        "a refused registration leaves no keystore"
+    );
 
     // Re-open from the keystore: wrong passphrase refused, right one logs in lazily.
     drop(client);
@@ -117,7 +127,9 @@ async fn http_account_spaces_and_reopen() {
     for name in ["config.toml", "keystore.cfk"] {
         std::fs::copy(home.config_dir().join(name), copy.join(name)).unwrap();
     }
-    let copied = Client::open(&Home::at(&copy), pass("pw one")).await.unwrap();
+    let copied = Client::open(&Home::at(&copy), pass("pw one"))
+        .await
+        .unwrap();
     assert_eq!(copied.spaces().await.unwrap().len(), 1);
     gateway.stop().await;
 }
@@ -172,10 +184,14 @@ async fn http_membership_rollback_is_detected() {
     let id = *space.id();
     // This device claims to have verified a longer log than the gateway serves: a rollback.
     let path = home.spaces_dir().join(format!("{}.json", id.to_hex()));
-    let mut file: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let mut file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     file["membership_len"] = serde_json::json!(5);
     std::fs::write(&path, file.to_string()).unwrap();
     let error = client.open_space(&id).await.unwrap_err();
-    assert!(matches!(&error, Error::Integrity(m) if m.contains("rollback")), "{error:?}");
+    assert!(
+        matches!(&error, Error::Integrity(m) if m.contains("rollback")),
+        "{error:?}"
+    );
     gateway.stop().await;
 }
