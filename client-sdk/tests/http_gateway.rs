@@ -28,9 +28,11 @@ struct Gateway {
 impl Gateway {
     async fn start(token_ttl: Duration) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = coffre_gateway::Config::default();
-        config.data_dir = dir.path().join("gateway");
-        config.token_ttl = token_ttl;
+        let config = coffre_gateway::Config {
+            data_dir: dir.path().join("gateway"),
+            token_ttl,
+            ..Default::default()
+        };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let tls = coffre_gateway::tls::load_or_generate(&config).unwrap();
