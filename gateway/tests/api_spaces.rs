@@ -427,8 +427,39 @@ async fn prune_respects_grace_and_releases_quota() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["deleted"], 1);
+
+    // A blob a client was told is present (and will reference without uploading) is claimed:
+    // a prune right after must keep it, even though it was stored long ago.
+    let kept = b"old but still referenced".to_vec();
+    let kept_id = blob(&kept);
+    assert_eq!(w.put_blob(2, &kept_id, &kept).await.0, StatusCode::CREATED);
+    w.t.advance_ms(Config::default().prune_grace.as_millis() as u64 + 1);
+    let missing_path = format!("/v1/spaces/{}/blobs/missing", w.space);
+    let (status, body) =
+        w.t.json(
+            Method::POST,
+            &missing_path,
+            Some(&w.tokens[2]),
+            json!({"ids": [kept_id]}),
+        )
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"missing": []})));
+    let (status, body) =
+        w.t.json(
+            Method::POST,
+            &path,
+            Some(&w.tokens[0]),
+            json!({"delete": [kept_id]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"deleted": 0, "kept_recent": 1, "absent": 0}));
     use coffre_gateway::store::{BlobStore as _, MetaStore as _};
-    assert_eq!(w.t.meta.account("carol").unwrap().unwrap().used_bytes, 0);
+    assert_eq!(
+        w.t.meta.account("carol").unwrap().unwrap().used_bytes,
+        kept.len() as u64,
+        "only the kept blob is charged"
+    );
     assert!(
         !w.t.blobs
             .contains(

@@ -276,7 +276,43 @@ fn spaces_and_logs(store: &dyn MetaStore) {
     assert_eq!(seen, vec![space, other]);
 }
 
+fn blob_claims(store: &dyn MetaStore) {
+    let space = space_id(7);
+    assert!(
+        store
+            .put_blob_meta(&space, &blob_id(1), &blob_meta(10, "alice"))
+            .unwrap()
+    );
+    let present = store
+        .claim_blobs(&space, &[blob_id(1), blob_id(2)], 1_000)
+        .unwrap();
+    assert_eq!(
+        present,
+        vec![true, false],
+        "claims answer presence in order"
+    );
+    let meta = store.blob_meta(&space, &blob_id(1)).unwrap().unwrap();
+    assert_eq!(meta.created_ms, 1_000, "a claim restarts the grace period");
+    assert_eq!(meta.size, 10);
+    store.claim_blobs(&space, &[blob_id(1)], 50).unwrap();
+    assert_eq!(
+        store
+            .blob_meta(&space, &blob_id(1))
+            .unwrap()
+            .unwrap()
+            .created_ms,
+        1_000,
+        "never moves back"
+    );
+    assert!(
+        store.blob_meta(&space, &blob_id(2)).unwrap().is_none(),
+        "claims never create entries"
+    );
+    store.delete_blob_meta(&space, &blob_id(1)).unwrap();
+}
+
 fn blob_index(store: &dyn MetaStore) {
+    blob_claims(store);
     let (space, other) = (space_id(5), space_id(6));
     assert!(
         store

@@ -42,10 +42,14 @@ pub(crate) async fn put(
     let declared = check_declared(&ctx.parts, limit)?;
     let app = std::sync::Arc::clone(&ctx.app);
     let _shared = app.space_locks.upload(&space).await;
+    let now = app.now_ms();
+    // Already stored: claim it (the prune grace period restarts) and answer without reading.
     if app
-        .meta(move |meta| meta.blob_meta(&space, &blob))
+        .meta(move |meta| meta.claim_blobs(&space, &[blob], now))
         .await?
-        .is_some()
+        .first()
+        .copied()
+        .unwrap_or(false)
     {
         return Ok(empty(StatusCode::OK));
     }
@@ -189,16 +193,21 @@ pub(crate) async fn missing(ctx: &mut Ctx, space: SpaceId) -> Result<Response<Re
             "at most {MAX_IDS_PER_REQUEST} ids per request"
         )));
     }
-    let missing = ctx
-        .app
+    // Every id answered "present" is claimed: the client will reference it without uploading,
+    // so a prune must not take it (the shared lock orders this against a running prune).
+    let app = std::sync::Arc::clone(&ctx.app);
+    let _shared = app.space_locks.upload(&space).await;
+    let now = app.now_ms();
+    let missing = app
         .meta(move |meta| {
-            let mut missing = Vec::new();
-            for id in request.ids {
-                if meta.blob_meta(&space, &blob_id(&id))?.is_none() {
-                    missing.push(id);
-                }
-            }
-            Ok(missing)
+            let ids: Vec<BlobId> = request.ids.iter().map(blob_id).collect();
+            let present = meta.claim_blobs(&space, &ids, now)?;
+            Ok(request
+                .ids
+                .into_iter()
+                .zip(present)
+                .filter_map(|(id, present)| (!present).then_some(id))
+                .collect::<Vec<_>>())
         })
         .await?;
     json(StatusCode::OK, &MissingResponse { missing })

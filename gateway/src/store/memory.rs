@@ -291,6 +291,20 @@ impl MetaStore for MemoryMeta {
         Ok(true)
     }
 
+    fn claim_blobs(&self, space: &SpaceId, blobs: &[BlobId], now_ms: u64) -> Result<Vec<bool>> {
+        let mut inner = lock(&self.inner)?;
+        Ok(blobs
+            .iter()
+            .map(|blob| match inner.blobs.get_mut(&(*space, *blob)) {
+                Some(meta) => {
+                    meta.created_ms = meta.created_ms.max(now_ms);
+                    true
+                }
+                None => false,
+            })
+            .collect())
+    }
+
     fn delete_blob_meta(&self, space: &SpaceId, blob: &BlobId) -> Result<Option<BlobMeta>> {
         Ok(lock(&self.inner)?.blobs.remove(&(*space, *blob)))
     }

@@ -223,7 +223,8 @@ pub struct SpaceRecord {
 pub struct BlobMeta {
     /// Size in bytes.
     pub size: u64,
-    /// When it was first stored, milliseconds since the Unix epoch.
+    /// When it was stored or last claimed (a dedup upload or a `missing` answer "present"),
+    /// milliseconds since the Unix epoch. The prune grace period counts from it.
     pub created_ms: u64,
     /// The account charged for it.
     pub uploader: String,
@@ -313,6 +314,13 @@ pub trait MetaStore: Send + Sync + 'static {
     fn blob_meta(&self, space: &SpaceId, blob: &BlobId) -> Result<Option<BlobMeta>>;
     /// Inserts an index entry; returns `false` (and changes nothing) if one exists.
     fn put_blob_meta(&self, space: &SpaceId, blob: &BlobId, meta: &BlobMeta) -> Result<bool>;
+    /// Marks the indexed blobs among `blobs` as claimed at `now_ms` (their `created_ms` becomes at
+    /// least `now_ms`) and returns, for each id, whether it is indexed. Durable on return.
+    ///
+    /// A dedup upload and a `missing` answer "present" claim the blob: the client will reference
+    /// it without uploading it, so the prune grace period must count from that moment, or a
+    /// concurrent prune could delete a blob that a commit is about to reference.
+    fn claim_blobs(&self, space: &SpaceId, blobs: &[BlobId], now_ms: u64) -> Result<Vec<bool>>;
     /// Removes and returns an index entry.
     fn delete_blob_meta(&self, space: &SpaceId, blob: &BlobId) -> Result<Option<BlobMeta>>;
     /// Index entries of a space in id order, strictly after `after`, at most `limit`.

@@ -414,6 +414,39 @@ impl MetaStore for SledMeta {
         Ok(true)
     }
 
+    fn claim_blobs(&self, space: &SpaceId, blobs: &[BlobId], now_ms: u64) -> Result<Vec<bool>> {
+        let mut present = Vec::with_capacity(blobs.len());
+        let mut changed = false;
+        for blob in blobs {
+            let key = blob_key(space, blob);
+            let Some(bytes) = self.blob_index.get(key)? else {
+                present.push(false);
+                continue;
+            };
+            let mut meta = record::decode_blob_meta(&bytes)?;
+            if meta.created_ms < now_ms {
+                meta.created_ms = now_ms;
+                // Only this blob's own record changes; if a prune removed it meanwhile the swap
+                // fails and the blob counts as absent (the client then uploads it again).
+                let swapped = self.blob_index.compare_and_swap(
+                    key,
+                    Some(bytes),
+                    Some(record::encode_blob_meta(&meta)),
+                )?;
+                if swapped.is_err() {
+                    present.push(self.blob_index.contains_key(key)?);
+                    continue;
+                }
+                changed = true;
+            }
+            present.push(true);
+        }
+        if changed {
+            self.flush()?;
+        }
+        Ok(present)
+    }
+
     fn delete_blob_meta(&self, space: &SpaceId, blob: &BlobId) -> Result<Option<BlobMeta>> {
         let Some(bytes) = self.blob_index.remove(blob_key(space, blob))? else {
             return Ok(None);
