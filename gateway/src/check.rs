@@ -554,6 +554,8 @@ pub struct Recovery {
     pub quotas_released: u64,
     /// Bytes of quota released in all.
     pub bytes_released: u64,
+    /// Accounts whose recorded usage was below the sum of their blobs and were charged again.
+    pub quotas_charged: u64,
 }
 
 /// Repairs what a crash (or SIGKILL) of a running gateway leaves behind, before it serves again:
@@ -562,8 +564,8 @@ pub struct Recovery {
 /// request is served (at startup): with no upload or prune in flight, the blob index is the
 /// truth for both.
 ///
-/// Usage below the sum of an account's blobs is left alone (no crash can cause it; `check`
-/// reports it).
+/// Usage below the sum of an account's blobs (an index insert that took effect but reported an
+/// error, so its reservation was given back) is charged again if the quota allows.
 pub fn recover(stores: &Stores) -> Result<Recovery> {
     let mut recovery = Recovery::default();
     let mut indexed: std::collections::HashSet<(SpaceId, BlobId)> =
@@ -587,10 +589,13 @@ pub fn recover(stores: &Stores) -> Result<Recovery> {
         recovery.orphans_deleted += 1;
     }
     let mut excess = Vec::new();
+    let mut shortfall = Vec::new();
     stores.meta.for_each_account(&mut |account| {
         let computed = charged.get(&account.handle).copied().unwrap_or(0);
         if account.used_bytes > computed {
             excess.push((account.handle.clone(), account.used_bytes - computed));
+        } else if account.used_bytes < computed {
+            shortfall.push((account.handle.clone(), computed - account.used_bytes));
         }
         Ok(())
     })?;
@@ -598,6 +603,15 @@ pub fn recover(stores: &Stores) -> Result<Recovery> {
         stores.meta.release_quota(&handle, bytes)?;
         recovery.quotas_released += 1;
         recovery.bytes_released += bytes;
+    }
+    for (handle, bytes) in shortfall {
+        // An index insert that took effect but reported an error (a failed flush) had its
+        // reservation given back. Charge it again; past the quota it stays for `check` to report.
+        match stores.meta.reserve_quota(&handle, bytes) {
+            Ok(()) => recovery.quotas_charged += 1,
+            Err(crate::error::Error::QuotaExceeded) => {}
+            Err(error) => return Err(error),
+        }
     }
     Ok(recovery)
 }

@@ -151,6 +151,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Error> {
             orphans_deleted = recovery.orphans_deleted,
             quotas_released = recovery.quotas_released,
             bytes_released = recovery.bytes_released,
+            quotas_charged = recovery.quotas_charged,
             "recovered from an unclean stop: deleted unindexed blob bodies, released quota of uploads that never completed"
         );
     }
