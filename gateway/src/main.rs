@@ -145,6 +145,16 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Error> {
     init_logging(&config);
     let tls = tls::load_or_generate(&config)?;
     let stores = Stores::open(&config.data_dir, config.blob_backend)?;
+    let recovery = coffre_gateway::check::recover(&stores)?;
+    if recovery != coffre_gateway::check::Recovery::default() {
+        tracing::warn!(
+            orphans_deleted = recovery.orphans_deleted,
+            quotas_released = recovery.quotas_released,
+            bytes_released = recovery.bytes_released,
+            quotas_charged = recovery.quotas_charged,
+            "recovered from an unclean stop: deleted unindexed blob bodies, released quota of uploads that never completed"
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -197,6 +197,14 @@ impl Gateway {
         }
     }
 
+    /// SIGKILL (no chance to flush or clean up), then waits for the process to be reaped.
+    pub fn kill(&mut self) -> ExitStatus {
+        if let Ok(None) = self.child.try_wait() {
+            self.child.kill().expect("SIGKILL the gateway");
+        }
+        self.child.wait().expect("wait for the killed gateway")
+    }
+
     /// SIGTERM, then the exit status (panics if it does not exit within 30 s).
     pub fn stop(&mut self) -> ExitStatus {
         self.signal_term();
@@ -216,6 +224,16 @@ impl Gateway {
 
     /// An HTTP/1.1 client connection (ALPN `http/1.1`).
     pub async fn http1(&self) -> hyper::client::conn::http1::SendRequest<Empty<Bytes>> {
+        self.http1_with().await
+    }
+
+    /// An HTTP/1.1 client connection (ALPN `http/1.1`) sending request bodies of type `B`.
+    pub async fn http1_with<B>(&self) -> hyper::client::conn::http1::SendRequest<B>
+    where
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let tls = self.connect(&[b"http/1.1"]).await.expect("connect");
         assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
