@@ -184,6 +184,10 @@ impl MetaStore for FaultMeta {
         self.faults
             .run(false, || self.inner.put_blob_meta(space, blob, meta))
     }
+    fn claim_blobs(&self, space: &SpaceId, blobs: &[BlobId], now_ms: u64) -> Result<Vec<bool>> {
+        self.faults
+            .run(false, || self.inner.claim_blobs(space, blobs, now_ms))
+    }
     fn delete_blob_meta(&self, space: &SpaceId, blob: &BlobId) -> Result<Option<BlobMeta>> {
         self.faults
             .run(false, || self.inner.delete_blob_meta(space, blob))
