@@ -14,6 +14,7 @@
 //! - [`tree`]: the snapshot model (lazy, verified directory tree; path operations; merge);
 //! - [`history`]: verified commits, commit with merge, log, restore;
 //! - [`files`]: the upload and download pipelines; [`progress`]: their progress hooks;
+//! - [`space_ops`]: high-level operations on a space (put, get, ls, rm, mv, mkdir, log, restore);
 //! - [`memory_remote`]: an in-memory gateway, a test double that can misbehave on purpose;
 //!
 //! Threat model and formats: `docs/THREAT_MODEL.md`, `docs/FORMAT.md`.
@@ -32,6 +33,7 @@ pub mod keystore;
 pub mod memory_remote;
 pub mod progress;
 pub mod remote;
+pub mod space_ops;
 pub mod spaces;
 pub mod state;
 pub mod tree;
