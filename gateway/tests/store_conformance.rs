@@ -551,7 +551,8 @@ fn sled_meta_conforms_and_persists() {
     let dir = tempfile::tempdir().unwrap();
     {
         let db = open_db(&dir.path().join("db")).unwrap();
-        meta_suite(&SledMeta::new(&db).unwrap());
+        let log_sync = coffre_gateway::store::LogSync::open(&dir.path().join("db")).unwrap();
+        meta_suite(&SledMeta::new(&db).unwrap().with_log_sync(log_sync));
     }
     let db = open_db(&dir.path().join("db")).unwrap();
     meta_persisted(&SledMeta::new(&db).unwrap());

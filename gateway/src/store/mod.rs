@@ -60,6 +60,31 @@ pub fn open_db(path: &Path) -> Result<sled::Db> {
     }
 }
 
+/// Completes sled's flushes down to stable storage.
+///
+/// On Linux, sled 0.34 makes its log durable with `sync_file_range`, which neither flushes the
+/// drive's volatile write cache nor commits the file's new size when the log grew (sled issue
+/// #1452): a power loss could take records that `flush` reported durable. After every flush the
+/// stores therefore `fdatasync` sled's log file (`<db>/db`) themselves, so that "flushed" means
+/// "on stable storage" before any 2xx.
+#[derive(Clone, Debug)]
+pub struct LogSync(Arc<std::fs::File>);
+
+impl LogSync {
+    /// Opens sled's log file in the database directory `db_dir` (read-only: `fdatasync` works on
+    /// any descriptor of the file).
+    pub fn open(db_dir: &Path) -> Result<LogSync> {
+        Ok(LogSync(Arc::new(std::fs::File::open(db_dir.join("db"))?)))
+    }
+
+    /// `db.flush()`, then `fdatasync` of the log file.
+    pub fn flush(&self, db: &sled::Db) -> Result<()> {
+        db.flush()?;
+        self.0.sync_data()?;
+        Ok(())
+    }
+}
+
 /// The two stores a gateway runs on.
 #[derive(Clone)]
 pub struct Stores {
@@ -135,13 +160,14 @@ impl Stores {
     }
 
     fn with_db(data_dir: &Path, db: &sled::Db, backend: BlobBackend) -> Result<Stores> {
-        let meta = Arc::new(sled_meta::SledMeta::new(db)?);
+        let log_sync = LogSync::open(&data_dir.join("db"))?;
+        let meta = Arc::new(sled_meta::SledMeta::new(db)?.with_log_sync(log_sync.clone()));
         let blobs: Arc<dyn BlobStore> = match backend {
             BlobBackend::Files => Arc::new(files::FileBlobs::open(data_dir)?),
-            BlobBackend::Sled => Arc::new(sled_blobs::SledBlobs::new(
-                db,
-                coffre_protocol::MAX_BLOB_BYTES,
-            )?),
+            BlobBackend::Sled => Arc::new(
+                sled_blobs::SledBlobs::new(db, coffre_protocol::MAX_BLOB_BYTES)?
+                    .with_log_sync(log_sync),
+            ),
         };
         Ok(Stores { meta, blobs })
     }

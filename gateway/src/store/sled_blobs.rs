@@ -14,6 +14,7 @@
 use coffre_crypto::keys::{BlobId, SpaceId};
 use sled::Tree;
 
+use super::LogSync;
 use crate::error::{Error, Result};
 use crate::store::record::blob_key as key;
 use crate::store::{BlobReader, BlobStore, BlobWriter};
@@ -24,6 +25,7 @@ pub struct SledBlobs {
     db: sled::Db,
     bodies: Tree,
     max_blob_bytes: u64,
+    log_sync: Option<LogSync>,
 }
 
 impl SledBlobs {
@@ -34,7 +36,24 @@ impl SledBlobs {
             db: db.clone(),
             bodies: db.open_tree("blobs")?,
             max_blob_bytes,
+            log_sync: None,
         })
+    }
+
+    /// Makes every flush reach stable storage (see [`LogSync`]); [`super::Stores::open`] sets it.
+    pub fn with_log_sync(mut self, log_sync: LogSync) -> Self {
+        self.log_sync = Some(log_sync);
+        self
+    }
+
+    fn flush(&self) -> Result<()> {
+        match &self.log_sync {
+            Some(log_sync) => log_sync.flush(&self.db),
+            None => {
+                self.flush()?;
+                Ok(())
+            }
+        }
     }
 }
 
@@ -62,7 +81,7 @@ impl BlobWriter for SledWriter {
             Some(this.buffer),
         )?;
         if inserted.is_ok() {
-            this.store.db.flush()?;
+            this.store.flush()?;
         }
         Ok(())
     }
@@ -92,7 +111,7 @@ impl BlobStore for SledBlobs {
 
     fn delete(&self, space: &SpaceId, blob: &BlobId) -> Result<()> {
         if self.bodies.remove(key(space, blob))?.is_some() {
-            self.db.flush()?;
+            self.flush()?;
         }
         Ok(())
     }

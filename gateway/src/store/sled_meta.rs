@@ -35,6 +35,7 @@ use coffre_crypto::keys::{BlobId, SpaceId};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::{IVec, Transactional, Tree};
 
+use super::LogSync;
 use crate::error::{Error, Result};
 use crate::store::record::{
     self, SpaceSummary, blob_key, handle_key, handle_prefix, id32, seq_key,
@@ -58,6 +59,7 @@ pub struct SledMeta {
     blob_index: Tree,
     inbox: Tree,
     inbox_counters: Tree,
+    log_sync: Option<LogSync>,
 }
 
 type TxResult<T> = Result<T, ConflictableTransactionError<Error>>;
@@ -134,12 +136,25 @@ impl SledMeta {
             blob_index: db.open_tree("blob_index")?,
             inbox: db.open_tree("inbox")?,
             inbox_counters: db.open_tree("inbox_counters")?,
+            log_sync: None,
         })
     }
 
+    /// Makes every flush reach stable storage (see [`LogSync`]). [`super::Stores::open`] always
+    /// sets it; without it a flush is only as durable as sled makes it.
+    pub fn with_log_sync(mut self, log_sync: LogSync) -> Self {
+        self.log_sync = Some(log_sync);
+        self
+    }
+
     fn flush(&self) -> Result<()> {
-        self.db.flush()?;
-        Ok(())
+        match &self.log_sync {
+            Some(log_sync) => log_sync.flush(&self.db),
+            None => {
+                self.db.flush()?;
+                Ok(())
+            }
+        }
     }
 
     /// Values of `tree` with keys in `[start, end]`, at most `limit`.
