@@ -7,7 +7,7 @@
 //! - [`BlobStore`]: blob bodies, large and immutable; backends: files in the data directory
 //!   (content-addressed, written durably) and sled, both passing one conformance suite.
 //!
-//! **Durability contract.** Every mutating method returns only once its effect is durable (fsynced),
+//! **Durability contract.** Every mutating method (except the quota accounting of `MetaStore::reserve_quota` and `release_quota`, see there) returns only once its effect is durable (fsynced),
 //! so a handler may acknowledge with a 2xx right after. A method that fails leaves the store as it
 //! was. Compare-and-swap methods are atomic with respect to each other.
 //!
@@ -283,6 +283,12 @@ pub trait MetaStore: Send + Sync + 'static {
     /// [`crate::Error::QuotaExceeded`] if that would pass its quota.
     fn reserve_quota(&self, handle: &str, bytes: u64) -> Result<()>;
     /// Subtracts `bytes` from the account's usage (saturating at zero).
+    ///
+    /// Quota reservations and releases are the one exception to the durability contract: they
+    /// are accounting, rebuilt from the blob index (the truth) by `check::recover` at every start,
+    /// so they need not be flushed on their own and become durable with the next flush. This
+    /// saves two synchronous disk flushes per upload; a crash can only leave usage too high,
+    /// which the next start repairs.
     fn release_quota(&self, handle: &str, bytes: u64) -> Result<()>;
 
     // ---- sessions ----
