@@ -138,10 +138,10 @@ impl Default for Config {
             challenge_ttl: Duration::from_secs(60),
             prune_grace: Duration::from_secs(24 * 3600),
             max_inbox: 1000,
-            rate_per_account: 200.0,
-            burst_per_account: 1000.0,
-            rate_per_address: 400.0,
-            burst_per_address: 2000.0,
+            rate_per_account: 2000.0,
+            burst_per_account: 10000.0,
+            rate_per_address: 4000.0,
+            burst_per_address: 20000.0,
         }
     }
 }
