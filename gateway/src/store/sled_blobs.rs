@@ -50,7 +50,7 @@ impl SledBlobs {
         match &self.log_sync {
             Some(log_sync) => log_sync.flush(&self.db),
             None => {
-                self.flush()?;
+                self.db.flush()?;
                 Ok(())
             }
         }
