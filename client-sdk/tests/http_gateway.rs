@@ -14,14 +14,13 @@ use coffre_sdk::Error;
 use coffre_sdk::client::Client;
 use coffre_sdk::home::Home;
 use coffre_sdk::trust::{CertFingerprint, Trust};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
+/// The real gateway, in process on 127.0.0.1:0 with a generated certificate
+/// (`coffre_gateway::server::start`).
 struct Gateway {
     url: String,
     pin: CertFingerprint,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    server: coffre_gateway::server::ServerHandle,
     _dir: tempfile::TempDir,
 }
 
@@ -30,28 +29,16 @@ impl Gateway {
         let dir = tempfile::tempdir().unwrap();
         let config = coffre_gateway::Config {
             data_dir: dir.path().join("gateway"),
+            listen: "127.0.0.1:0".parse().unwrap(),
             token_ttl,
             ..Default::default()
         };
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let tls = coffre_gateway::tls::load_or_generate(&config).unwrap();
-        let pin = CertFingerprint::parse(&tls.fingerprint.to_colon_hex()).unwrap();
         let stores = coffre_gateway::store::Stores::memory();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let shutdown = async {
-                let _ = stopped.await;
-            };
-            coffre_gateway::server::run_with_tls(listener, config, stores, tls, shutdown)
-                .await
-                .unwrap();
-        });
+        let server = coffre_gateway::server::start(config, stores).await.unwrap();
         Gateway {
-            url: format!("https://127.0.0.1:{port}"),
-            pin,
-            stop: Some(stop),
-            task,
+            url: format!("https://127.0.0.1:{}", server.addr.port()),
+            pin: CertFingerprint::parse(&server.tls.fingerprint.to_colon_hex()).unwrap(),
+            server,
             _dir: dir,
         }
     }
@@ -60,11 +47,8 @@ impl Gateway {
         Trust::Pinned(self.pin)
     }
 
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
+    async fn stop(self) {
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.server.shutdown()).await;
     }
 }
 
