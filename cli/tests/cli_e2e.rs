@@ -12,8 +12,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
 /// The longest any one CLI command may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
@@ -32,39 +30,30 @@ struct Gateway {
     pin_colons: String,
     pin_hex: String,
     data_dir: PathBuf,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    server: coffre_gateway::server::ServerHandle,
 }
 
+/// The real gateway on `data_dir` (files backend), in process on 127.0.0.1:0.
 fn start_gateway(runtime: &tokio::runtime::Runtime, data_dir: &Path) -> Gateway {
     let config = coffre_gateway::Config {
         data_dir: data_dir.to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
         ..Default::default()
     };
-    let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let tls = coffre_gateway::tls::load_or_generate(&config).unwrap();
-    let pin_colons = tls.fingerprint.to_colon_hex();
-    let pin_hex = pin_colons.replace(':', "").to_ascii_lowercase();
     let stores =
         coffre_gateway::store::Stores::open(data_dir, coffre_gateway::config::BlobBackend::Files)
             .unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = runtime.spawn(async move {
-        let shutdown = async {
-            let _ = stopped.await;
-        };
-        coffre_gateway::server::run_with_tls(listener, config, stores, tls, shutdown)
-            .await
-            .unwrap();
-    });
+    let server = runtime
+        .block_on(coffre_gateway::server::start(config, stores))
+        .unwrap();
+    let pin_colons = server.tls.fingerprint.to_colon_hex();
+    let pin_hex = pin_colons.replace(':', "").to_ascii_lowercase();
     Gateway {
-        url: format!("https://127.0.0.1:{port}"),
+        url: format!("https://127.0.0.1:{}", server.addr.port()),
         pin_colons,
         pin_hex,
         data_dir: data_dir.to_path_buf(),
-        stop: Some(stop),
-        task,
+        server,
     }
 }
 
@@ -217,7 +206,7 @@ fn cli_end_to_end_two_users_second_device_and_operator_blindness() {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut gateway = start_gateway(&runtime, &dir.path().join("gateway"));
+    let gateway = start_gateway(&runtime, &dir.path().join("gateway"));
     let alice = dir.path().join("alice");
     let bob = dir.path().join("bob");
 
@@ -425,15 +414,14 @@ fn cli_end_to_end_two_users_second_device_and_operator_blindness() {
     assert_eq!(read_tree(&laptop_out), expected);
 
     // Stop the gateway, then read everything it stored as the operator would.
-    if let Some(stop) = gateway.stop.take() {
-        let _ = stop.send(());
-    }
-    let task = &mut gateway.task;
+    let data_dir = gateway.data_dir.clone();
     runtime
-        .block_on(async { tokio::time::timeout(Duration::from_secs(30), task).await })
+        .block_on(async {
+            tokio::time::timeout(Duration::from_secs(30), gateway.server.shutdown()).await
+        })
         .expect("the gateway stops")
         .unwrap();
-    let stored = all_bytes(&gateway.data_dir);
+    let stored = all_bytes(&data_dir);
     let total: usize = stored.iter().map(|(_, bytes)| bytes.len()).sum();
     assert!(
         total > 5 * 1024 * 1024,
