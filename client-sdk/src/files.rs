@@ -111,22 +111,23 @@ pub async fn missing<R: Remote>(
     Ok(out)
 }
 
-/// Uploads the blobs the gateway lacks, a few at a time; returns `(blobs, bytes)` sent.
+/// Uploads freshly sealed manifests and directory nodes, a few at a time; returns
+/// `(blobs, bytes)` sent.
+///
+/// Invariant: every blob here was just sealed under 32 fresh random bytes (FORMAT.md section 4),
+/// so its id is new and the gateway cannot hold it: no `missing` round trip is asked (chunks,
+/// whose convergent ids may exist, go through the chunk pipeline's `missing` batches instead).
+/// A duplicate within `blobs` is sent once.
 pub async fn upload_blobs<R: Remote>(
     remote: &R,
     space: &SpaceId,
     blobs: Vec<SealedBlob>,
 ) -> Result<(u64, u64)> {
-    if blobs.is_empty() {
-        return Ok((0, 0));
-    }
-    let ids: Vec<BlobId> = blobs.iter().map(SealedBlob::id).collect();
-    let mut absent = missing(remote, space, &ids).await?;
+    let mut queued = std::collections::HashSet::new();
     let mut window = Window::new();
     let (mut count, mut bytes) = (0u64, 0u64);
     for blob in blobs {
-        // `remove` also skips a duplicate of a blob already queued.
-        if !absent.remove(&blob.id()) {
+        if !queued.insert(blob.id()) {
             continue;
         }
         if window.len() >= UPLOAD_CONCURRENCY
