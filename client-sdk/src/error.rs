@@ -49,6 +49,20 @@ pub enum Error {
     /// unverified was released.
     #[error("integrity violation: {0}")]
     Integrity(String),
+    /// The identity key served for `handle` is not the one pinned on this device: the gateway,
+    /// or someone, may be substituting keys. With `verified`, the pinned key had been verified
+    /// (safety numbers compared): a hard error until the user verifies the new key. Otherwise
+    /// the user may confirm the new key after checking with its owner.
+    #[error(
+        "the identity key of {handle} changed since it was {}: compare safety numbers with them before trusting it",
+        if *verified { "verified" } else { "first seen" }
+    )]
+    KeyChanged {
+        /// The handle whose key changed.
+        handle: String,
+        /// Whether the pinned key had been verified.
+        verified: bool,
+    },
     /// The gateway answered something the protocol does not allow.
     #[error("protocol error: {0}")]
     Protocol(String),

@@ -94,6 +94,11 @@ impl Home {
     pub fn spaces_dir(&self) -> PathBuf {
         self.data_dir.join(SPACES_DIR)
     }
+
+    /// `<data>/contacts.json`: pinned identity keys of other users.
+    pub fn contacts_path(&self) -> PathBuf {
+        self.data_dir.join("contacts.json")
+    }
 }
 
 /// The non-secret settings of an account on this device (`config.toml`).

@@ -15,6 +15,9 @@
 //! - [`history`]: verified commits, commit with merge, log, restore;
 //! - [`files`]: the upload and download pipelines; [`progress`]: their progress hooks;
 //! - [`space_ops`]: high-level operations on a space (put, get, ls, rm, mv, mkdir, log, restore);
+//! - [`members`]: add, re-role, remove (rotating the epoch key), leave;
+//! - [`sharing`]: look users up, invite, list and accept invitations; [`contacts`]: pinned and
+//!   verified keys of other users (TOFU, safety numbers);
 //! - [`memory_remote`]: an in-memory gateway, a test double that can misbehave on purpose;
 //!
 //! Threat model and formats: `docs/THREAT_MODEL.md`, `docs/FORMAT.md`.
@@ -24,15 +27,18 @@
 
 mod account;
 pub mod client;
+pub mod contacts;
 pub mod error;
 pub mod files;
 pub mod history;
 pub mod home;
 pub mod http;
 pub mod keystore;
+pub mod members;
 pub mod memory_remote;
 pub mod progress;
 pub mod remote;
+pub mod sharing;
 pub mod space_ops;
 pub mod spaces;
 pub mod state;

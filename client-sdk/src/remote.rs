@@ -76,3 +76,65 @@ pub trait Remote: Send + Sync {
         commit: Vec<u8>,
     ) -> impl Future<Output = Result<AppendOutcome>> + Send;
 }
+
+/// A shared gateway handle: several spaces or devices in one process (tests, apps with one
+/// connection pool) use one remote.
+impl<T: Remote> Remote for std::sync::Arc<T> {
+    fn put_blob(
+        &self,
+        space: &SpaceId,
+        id: &BlobId,
+        envelope: Vec<u8>,
+    ) -> impl Future<Output = Result<()>> + Send {
+        (**self).put_blob(space, id, envelope)
+    }
+    fn get_blob(
+        &self,
+        space: &SpaceId,
+        id: &BlobId,
+    ) -> impl Future<Output = Result<Vec<u8>>> + Send {
+        (**self).get_blob(space, id)
+    }
+    fn missing_blobs(
+        &self,
+        space: &SpaceId,
+        ids: &[BlobId],
+    ) -> impl Future<Output = Result<Vec<BlobId>>> + Send {
+        (**self).missing_blobs(space, ids)
+    }
+    fn create_space(&self, genesis: Vec<u8>) -> impl Future<Output = Result<SpaceId>> + Send {
+        (**self).create_space(genesis)
+    }
+    fn list_spaces(&self) -> impl Future<Output = Result<Vec<SpaceSummary>>> + Send {
+        (**self).list_spaces()
+    }
+    fn membership(
+        &self,
+        space: &SpaceId,
+        since: u64,
+    ) -> impl Future<Output = Result<Vec<Vec<u8>>>> + Send {
+        (**self).membership(space, since)
+    }
+    fn append_membership(
+        &self,
+        space: &SpaceId,
+        entry: Vec<u8>,
+    ) -> impl Future<Output = Result<AppendOutcome>> + Send {
+        (**self).append_membership(space, entry)
+    }
+    fn commits(
+        &self,
+        space: &SpaceId,
+        since: u64,
+    ) -> impl Future<Output = Result<(Vec<Vec<u8>>, u64)>> + Send {
+        (**self).commits(space, since)
+    }
+    fn append_commit(
+        &self,
+        space: &SpaceId,
+        seq: u64,
+        commit: Vec<u8>,
+    ) -> impl Future<Output = Result<AppendOutcome>> + Send {
+        (**self).append_commit(space, seq, commit)
+    }
+}

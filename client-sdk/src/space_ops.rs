@@ -21,14 +21,14 @@
 
 use std::path::Path;
 
-use coffre_crypto::membership::Role;
+use coffre_crypto::membership::{MembershipLog, Role};
 
 use crate::error::{Error, Result};
 use crate::files::{self, TransferStats};
 use crate::history::{CommitInfo, Committed, History};
 use crate::progress::Progress;
 use crate::remote::Remote;
-use crate::spaces::Space;
+use crate::spaces::{Space, fetch_log};
 use crate::tree::{EntryInfo, EntryType, Snapshot, SpacePath};
 
 /// What a mutation did.
@@ -90,9 +90,29 @@ pub struct SpaceStatus {
 }
 
 impl<R: Remote> Space<R> {
+    /// The space's membership log fetched and verified now, if this account may write with it:
+    /// a reader, or a member removed since the space was opened, is refused here
+    /// ([`Error::Forbidden`]) before anything is uploaded or signed **[T-unauth-write]**. Writing
+    /// with the newest log also means writing under the newest epoch key, never one a removed
+    /// member holds **[T-revocation]**.
+    async fn writable_log(&self) -> Result<MembershipLog> {
+        let log = fetch_log(&self.remote, &self.state, &self.id).await?;
+        match log.state().role_of(self.session.identity().sign_key()) {
+            Some(role) if role.can_write() => Ok(log),
+            Some(role) => Err(Error::Forbidden(format!(
+                "a {} of this space cannot change it",
+                role.name()
+            ))),
+            None => Err(Error::Forbidden(
+                "this account is no longer a member of this space".to_owned(),
+            )),
+        }
+    }
+
     /// Reads the verified head, lets `edit` change the tree, and commits it as one commit.
     async fn mutate(&self, edit: Edit<'_>) -> Result<Change> {
-        let history = History::new(self.context());
+        let log = self.writable_log().await?;
+        let history = History::new(self.context_with(&log));
         let (head, mut snapshot) = history.head_snapshot().await?;
         edit.apply(&mut snapshot).await?;
         let committed = history
@@ -115,7 +135,8 @@ impl<R: Remote> Space<R> {
                 format!("{}: {error}", local.display()),
             ))
         })?;
-        let history = History::new(self.context());
+        let log = self.writable_log().await?;
+        let history = History::new(self.context_with(&log));
         let keys = history.chunk_keys()?;
         let (head, mut snapshot) = history.head_snapshot().await?;
         let (target, stats) = if metadata.is_dir() {
@@ -228,7 +249,10 @@ impl<R: Remote> Space<R> {
 
     /// Restores `path` (or everything, with `None`) as it was at commit `seq`, as a new commit.
     pub async fn restore(&self, path: Option<&SpacePath>, seq: u64) -> Result<Change> {
-        let committed = History::new(self.context()).restore(path, seq).await?;
+        let log = self.writable_log().await?;
+        let committed = History::new(self.context_with(&log))
+            .restore(path, seq)
+            .await?;
         Ok(Change::from_committed(committed))
     }
 

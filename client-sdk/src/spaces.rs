@@ -109,10 +109,15 @@ impl<R: Remote> Space<R> {
 
     /// What history needs: remote, log, identity, device and pins.
     pub fn context(&self) -> SpaceContext<'_, R> {
+        self.context_with(&self.log)
+    }
+
+    /// [`Space::context`] with another verified log of this space (e.g. a fresher one).
+    pub(crate) fn context_with<'a>(&'a self, log: &'a MembershipLog) -> SpaceContext<'a, R> {
         SpaceContext {
             remote: &self.remote,
             space_id: self.id,
-            log: &self.log,
+            log,
             identity: self.session.secret(),
             signer: self.session.device(),
             pins: &*self.state,
@@ -230,7 +235,11 @@ pub async fn list_spaces<R: Remote>(
 }
 
 /// Fetches and verifies a log from genesis, checks it against the pin, and pins it.
-async fn fetch_log<R: Remote>(remote: &R, state: &State, id: &SpaceId) -> Result<MembershipLog> {
+pub(crate) async fn fetch_log<R: Remote>(
+    remote: &R,
+    state: &State,
+    id: &SpaceId,
+) -> Result<MembershipLog> {
     let entries = remote.membership(id, 0).await?;
     let log = MembershipLog::decode_and_verify(&entries)?;
     if log.space_id() != id {
