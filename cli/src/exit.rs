@@ -11,6 +11,7 @@
 //! | 6 | integrity violation: the gateway (or someone) tampered with data |
 //! | 7 | network, TLS or gateway unavailable / rate limited |
 //! | 8 | storage quota exceeded |
+//! | 9 | a contact's identity key changed (possible key substitution) |
 
 use coffre_sdk::Error;
 
@@ -53,6 +54,7 @@ fn kind_of(code: u8) -> &'static str {
         6 => "integrity",
         7 => "unavailable",
         8 => "quota",
+        9 => "key_changed",
         _ => "error",
     }
 }
@@ -121,6 +123,24 @@ fn from_sdk(error: &Error) -> Exit {
                  message, tell the other members of the space, and contact the operator"
             ),
         ),
+        Error::KeyChanged { handle, verified } => (
+            9,
+            if *verified {
+                format!(
+                    "KEY CHANGED: the identity key served for {handle} is not the one you \
+                     verified. The gateway may be substituting keys. Ask {handle} (in person or \
+                     by phone) whether they reset their account; only if so, compare the new \
+                     safety number and run `coffre contacts verify {handle} --accept-changed-key`"
+                )
+            } else {
+                format!(
+                    "the identity key served for {handle} changed since you first saw it. The \
+                     gateway may be substituting keys. Check with {handle} (`coffre contacts \
+                     verify {handle}` shows the new safety number); if they confirm, repeat \
+                     the command with --trust-new-key"
+                )
+            },
+        ),
         Error::Protocol(detail) => (
             1,
             format!("the gateway answered something unexpected: {detail}; is it the same version?"),
@@ -151,6 +171,13 @@ mod tests {
             (Error::Quota, 8),
             (Error::InvalidInput("x".into()), 2),
             (Error::Config("x".into()), 1),
+            (
+                Error::KeyChanged {
+                    handle: "bob".into(),
+                    verified: true,
+                },
+                9,
+            ),
         ];
         for (error, code) in cases {
             assert_eq!(classify(&anyhow::Error::new(error)).code, code);

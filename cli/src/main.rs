@@ -1,7 +1,8 @@
 //! # coffre
 //!
 //! The reference command-line client, a thin layer over `coffre-sdk`: `coffre init`, `space`,
-//! `put`, `get`, `ls`, `rm`, `mv`, `mkdir`, `log`, `restore`, `status`, `whoami`.
+//! `put`, `get`, `ls`, `rm`, `mv`, `mkdir`, `log`, `restore`, `status`, `whoami`; sharing with
+//! `share`, `invites`, `accept`, `decline`, `members`, `leave`, `contacts`.
 //!
 //! Conventions: `--json` prints exactly one JSON document on stdout per command (errors too:
 //! `{"error": {...}}`); `--quiet` prints nothing but errors; progress bars only when stderr is a
@@ -9,12 +10,14 @@
 //! prompt without echo. Local files live under `COFFRE_HOME` or the XDG directories.
 //!
 //! Exit codes: 0 ok, 1 error, 2 usage, 3 authentication, 4 not found, 5 conflict, 6 integrity
-//! violation, 7 network or gateway unavailable, 8 quota (see [`exit`]).
+//! violation, 7 network or gateway unavailable, 8 quota, 9 a contact's key changed (see
+//! [`exit`]).
 
 #![forbid(unsafe_code)]
 
 mod exit;
 mod output;
+mod sharing;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -40,7 +43,8 @@ use output::Out;
     after_help = "SPACE is a space's local name (see `coffre space ls`) or its hex id. \
     Paths in a space are written SPACE:/path.\n\
     Exit codes: 0 ok, 1 error, 2 usage, 3 authentication, 4 not found, 5 conflict, \
-    6 integrity violation, 7 network or gateway unavailable, 8 quota exceeded."
+    6 integrity violation, 7 network or gateway unavailable, 8 quota exceeded, \
+    9 a contact's identity key changed."
 )]
 struct Cli {
     /// Print one JSON document on stdout (for scripts).
@@ -73,7 +77,7 @@ enum Command {
         #[arg(long, value_name = "SHA256")]
         pin: Option<String>,
     },
-    /// Show this account's handle and identity fingerprint.
+    /// Show this account's handle and identity fingerprint (compare it out of band).
     Whoami,
     /// Create and list spaces.
     #[command(subcommand)]
@@ -142,6 +146,71 @@ enum Command {
     Status {
         /// SPACE.
         space: Option<String>,
+    },
+    /// Invite a user to a space with a role (their key is checked against your contacts).
+    Share {
+        /// SPACE.
+        space: String,
+        /// The user's handle.
+        handle: String,
+        /// Their role.
+        #[arg(long, value_enum)]
+        role: sharing::RoleArg,
+        /// Accept a changed key of an unverified contact (after checking it with them).
+        #[arg(long)]
+        trust_new_key: bool,
+    },
+    /// List the invitations waiting for you.
+    Invites,
+    /// Accept an invitation: SPACE is the name or id `coffre invites` shows.
+    Accept {
+        /// The space's name or id, as `coffre invites` shows it.
+        space: String,
+        /// Accept a changed key of the (unverified) inviter (after checking it with them).
+        #[arg(long)]
+        trust_new_key: bool,
+    },
+    /// Decline (delete) an invitation.
+    Decline {
+        /// The space's name or id, as `coffre invites` shows it.
+        space: String,
+    },
+    /// List a space's members; remove one (rotating the space key) or change a role.
+    Members {
+        /// SPACE.
+        space: String,
+        /// Remove this member; everything written afterwards uses a key they never get.
+        #[arg(long, value_name = "HANDLE", conflicts_with = "role")]
+        remove: Option<String>,
+        /// Give member HANDLE the role ROLE (reader, writer, admin, owner).
+        #[arg(long, num_args = 2, value_names = ["HANDLE", "ROLE"])]
+        role: Option<Vec<String>>,
+    },
+    /// Leave a space (the others' key is rotated).
+    Leave {
+        /// SPACE.
+        space: String,
+    },
+    /// List your contacts (pinned keys of other users), or verify one.
+    Contacts {
+        #[command(subcommand)]
+        command: Option<ContactsCommand>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ContactsCommand {
+    /// Show the safety number you share with HANDLE; once they confirm they see the same,
+    /// mark their key verified (a verified key that changes is a hard error).
+    Verify {
+        /// The user's handle.
+        handle: String,
+        /// Do not ask: the safety numbers were compared.
+        #[arg(long, short)]
+        yes: bool,
+        /// Replace a pinned key that changed (only after comparing the new safety number).
+        #[arg(long)]
+        accept_changed_key: bool,
     },
 }
 
@@ -435,6 +504,44 @@ async fn run(cli: &Cli, out: &Out) -> Result<()> {
                 lines.join("\n")
             });
             Ok(())
+        }
+        Command::Share {
+            space,
+            handle,
+            role,
+            trust_new_key,
+        } => {
+            let client = open(cli, &home).await?;
+            sharing::share(&client, out, space, handle, *role, *trust_new_key).await
+        }
+        Command::Invites => sharing::invites(&open(cli, &home).await?, out).await,
+        Command::Accept {
+            space,
+            trust_new_key,
+        } => sharing::accept(&open(cli, &home).await?, out, space, *trust_new_key).await,
+        Command::Decline { space } => sharing::decline(&open(cli, &home).await?, out, space).await,
+        Command::Members {
+            space,
+            remove,
+            role,
+        } => {
+            let client = open(cli, &home).await?;
+            sharing::members(&client, out, space, remove.as_deref(), role.as_deref()).await
+        }
+        Command::Leave { space } => sharing::leave(&open(cli, &home).await?, out, space).await,
+        Command::Contacts { command: None } => {
+            sharing::list_contacts(&open(cli, &home).await?, out)
+        }
+        Command::Contacts {
+            command:
+                Some(ContactsCommand::Verify {
+                    handle,
+                    yes,
+                    accept_changed_key,
+                }),
+        } => {
+            let client = open(cli, &home).await?;
+            sharing::verify(&client, out, handle, *yes, *accept_changed_key).await
         }
     }
 }

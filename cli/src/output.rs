@@ -26,6 +26,11 @@ impl Out {
     }
 
     /// Prints the result: `doc` with `--json`, else `text()` unless `--quiet`.
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
+    /// Prints `doc` with `--json`, else the text (unless `--quiet`).
     pub fn emit(&self, doc: Value, text: impl FnOnce() -> String) {
         let mut stdout = std::io::stdout().lock();
         if self.json {

@@ -95,20 +95,6 @@ pub struct Contacts {
     lock: Mutex<()>,
 }
 
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
-fn from_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|at| u8::from_str_radix(text.get(at..at + 2)?, 16).ok())
-        .collect()
-}
-
 fn changed(identity: &Identity, verified: bool) -> Error {
     Error::KeyChanged {
         handle: identity.handle().to_string(),
@@ -148,8 +134,8 @@ impl Contacts {
             serde_json::from_str(&text).map_err(|error| self.corrupt(&error.to_string()))?;
         let mut contacts = BTreeMap::new();
         for (handle, record) in file.contacts {
-            let bytes = from_hex(&record.identity)
-                .ok_or_else(|| self.corrupt(&format!("the key of {handle} is not hex")))?;
+            let bytes = hex::decode(&record.identity)
+                .map_err(|_| self.corrupt(&format!("the key of {handle} is not hex")))?;
             let identity = Identity::decode(&bytes)
                 .map_err(|_| self.corrupt(&format!("the identity of {handle} does not verify")))?;
             if identity.handle().as_str() != handle {
@@ -173,7 +159,7 @@ impl Contacts {
                 .iter()
                 .map(|(handle, contact)| {
                     let record = ContactRecord {
-                        identity: to_hex(contact.identity.encoded()),
+                        identity: hex::encode(contact.identity.encoded()),
                         verified: contact.verified,
                         pinned_ms: contact.pinned_ms,
                     };

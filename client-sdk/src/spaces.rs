@@ -240,7 +240,17 @@ pub(crate) async fn fetch_log<R: Remote>(
     state: &State,
     id: &SpaceId,
 ) -> Result<MembershipLog> {
-    let entries = remote.membership(id, 0).await?;
+    let entries = match remote.membership(id, 0).await {
+        // The gateway does not reveal spaces to non-members; if this device verified the log
+        // before, the likely story is a removal, which is what the person needs to hear.
+        Err(Error::NotFound(_)) if state.pins(id)?.membership.is_some() => {
+            return Err(Error::Forbidden(format!(
+                "the gateway no longer shows space {id} to this account: you were removed (or \
+                 left), or the space is gone"
+            )));
+        }
+        other => other?,
+    };
     let log = MembershipLog::decode_and_verify(&entries)?;
     if log.space_id() != id {
         return Err(Error::Integrity(format!(
