@@ -4,7 +4,8 @@
 # Builds the release binaries, starts `coffre-gateway serve` on 127.0.0.1 (a free port) with a
 # temporary data directory and its generated self-signed certificate, reads the certificate pin
 # from its stderr, then runs a CLI round trip (init, space create, put a generated tree, ls, get,
-# diff -r, log, status), printing each command. Finally it checks, as the operator would, that
+# diff -r, log, status) and the two-person sharing walkthrough (share, invites, accept, members,
+# remove with key rotation), printing each command. Finally it checks, as the operator would, that
 # the gateway's data directory holds none of the plaintext, and stops the gateway.
 #
 # Exits non-zero on any failure. Environment:
@@ -111,6 +112,32 @@ echo "identical"
 run coffre log holidays
 run coffre status holidays
 
+say "sharing: bob joins as writer, both write, alice removes bob (the space key rotates)"
+ALICE_HOME="$WORK/alice"
+BOB_HOME="$WORK/bob"
+as_bob() { COFFRE_HOME="$BOB_HOME" run "$@"; }
+as_bob coffre init --server "https://$ADDR" --handle bob --pin "$PIN"
+run coffre share holidays bob --role writer
+as_bob coffre invites
+as_bob coffre accept holidays
+as_bob coffre get holidays:/photos/notes "$WORK/bob-notes"
+run diff "$SRC/notes/été-résumé.md" "$WORK/bob-notes/été-résumé.md"
+printf '%s: bob was here\n' "$MARKER" >"$WORK/from-bob.txt"
+as_bob coffre put "$WORK/from-bob.txt" holidays:/
+run coffre ls holidays:/
+run coffre members holidays
+run coffre members holidays --remove bob
+printf '%s: after bob left\n' "$MARKER" >"$WORK/after-bob.txt"
+run coffre put "$WORK/after-bob.txt" holidays:/
+printf '$ COFFRE_HOME=%s coffre get holidays:/after-bob.txt ... (must fail)\n' "$BOB_HOME"
+if COFFRE_HOME="$BOB_HOME" coffre get holidays:/after-bob.txt "$WORK/bob-after.txt"; then
+    echo "bob read a file written after his removal" >&2
+    exit 1
+fi
+echo "refused, as it must be"
+run coffre contacts
+export COFFRE_HOME="$ALICE_HOME"
+
 say "stopping the gateway"
 kill -TERM "$GATEWAY_PID"
 for _ in $(seq 300); do
@@ -126,7 +153,7 @@ GATEWAY_PID=""
 say "the operator's view: no plaintext, file name or passphrase in the gateway's data"
 printf '$ grep -r -F -e <marker> -e <names> -e <passphrase> %s\n' "$WORK/gateway"
 if grep -r -l -F -e "$MARKER" -e "itinerary" -e "été-résumé" -e "beach.raw" \
-    -e "$COFFRE_PASSPHRASE" "$WORK/gateway"; then
+    -e "from-bob" -e "after-bob" -e "$COFFRE_PASSPHRASE" "$WORK/gateway"; then
     echo "PLAINTEXT FOUND in the gateway's data directory" >&2
     exit 1
 fi

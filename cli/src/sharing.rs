@@ -213,11 +213,15 @@ pub async fn members(
             lines.extend(members.iter().map(|view| {
                 let who = view.member.identity.handle().to_string();
                 let marker = if view.member.is_me { " (you)" } else { "" };
+                let key = if view.member.is_me {
+                    ""
+                } else {
+                    view.status.name()
+                };
                 format!(
-                    "{:<7} {who}{marker}  {}  [{}]",
+                    "{:<7} {who}{marker}  {}  [{key}]",
                     view.member.role.name(),
                     view.member.identity.fingerprint().display_groups(),
-                    view.status.name()
                 )
             }));
             lines.join("\n")
