@@ -8,7 +8,7 @@
 //!    leaving, contacts; then the operator-blindness scan of every byte the gateway stored.
 //! 2. A malicious operator: it substitutes the keys of a verified and of a pinned contact
 //!    (detected, nothing is shared), and injects membership entries signed by a non-admin and by
-//!    a key that is no member (every client refuses the space).
+//!    a key that is no member, and a commit signed by a reader (every client refuses the space).
 
 #![allow(clippy::unwrap_used)]
 
@@ -641,7 +641,7 @@ fn inject_entry(
 }
 
 #[test]
-fn a_gateway_substituting_keys_or_injecting_members_is_detected() {
+fn a_gateway_substituting_keys_or_injecting_members_or_commits_is_detected() {
     let runtime = runtime();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("gateway");
@@ -749,5 +749,69 @@ fn a_gateway_substituting_keys_or_injecting_members_is_detected() {
         assert!(run.stderr.contains("INTEGRITY"), "{}", run.stderr);
     }
     fails(&alice, &["members", "first-zq"], 6);
+
+    // A commit signed by a reader, stored by the operator (the gateway itself refuses it): the
+    // writer and the reader both reject the space's history.
+    let third = ok(&alice, &["--json", "space", "create", "third-zq"]).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let third_id = SpaceId::from_hex(&third).unwrap();
+    let file = dir.path().join("third-zq.txt");
+    std::fs::write(&file, "third").unwrap();
+    ok(&alice, &["put", file.to_str().unwrap(), "third-zq:/"]);
+    ok(&alice, &["share", "third-zq", "erin", "--role", "reader"]);
+    ok(&erin, &["accept", "third-zq"]);
+    ok(&erin, &["ls", "third-zq"]);
+    let erin_keys = unlock(&erin);
+    gateway.tamper(&runtime, |data_dir| {
+        inject_reader_commit(data_dir, &third_id, &erin_keys);
+    });
+    for who in [&alice, &erin] {
+        let run = fails(who, &["ls", "third-zq"], 6);
+        assert!(run.stderr.contains("may not write"), "{}", run.stderr);
+    }
     gateway.stop(&runtime);
+}
+
+/// The operator appends, unverified, a commit that `reader` signed on top of the head.
+fn inject_reader_commit(data_dir: &Path, space: &SpaceId, reader: &coffre_sdk::keystore::Unlocked) {
+    use coffre_crypto::commit::{Commit, CommitHeader, CommitRoot, LogHead};
+    let stores = open_stores(data_dir);
+    let record = stores.meta.space(space).unwrap().unwrap();
+    let entries = stores.meta.membership_entries(space, 0, 1000).unwrap();
+    let log = MembershipLog::decode_and_verify(&entries).unwrap();
+    let head_bytes = stores
+        .meta
+        .commits(space, record.head_seq - 1, 1)
+        .unwrap()
+        .pop()
+        .unwrap();
+    let head = Commit::decode(&head_bytes).unwrap();
+    let key = log.current_epoch_key(reader.secret()).unwrap();
+    let root = head.open_root(&key).unwrap();
+    let state = log.state();
+    let header = CommitHeader {
+        space_id: *space,
+        seq: head.seq() + 1,
+        parent: head.hash(),
+        epoch: state.epoch(),
+        membership_hash: state.head(),
+        log_head: LogHead::NONE,
+    };
+    let forged = Commit::sign(
+        &header,
+        &key,
+        &CommitRoot {
+            root: root.root.duplicate(),
+            time_ms: 1,
+            message: "forged by a reader".into(),
+        },
+        reader.device(),
+    )
+    .unwrap();
+    stores
+        .meta
+        .append_commit(space, forged.seq(), record.membership_len, forged.encoded())
+        .unwrap();
 }
