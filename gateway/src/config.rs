@@ -96,6 +96,14 @@ pub struct Limits {
     pub max_concurrent_streams: u32,
     /// Most HTTP/2 stream resets a client may cause before the connection is closed.
     pub max_pending_resets: usize,
+    /// HTTP/2 flow-control window of one stream: request-body bytes a client may send ahead of
+    /// what the handler consumed (memory held per stream at worst).
+    pub h2_stream_window: u32,
+    /// HTTP/2 flow-control window of one connection (all its streams together): the most
+    /// request-body bytes buffered per connection.
+    pub h2_connection_window: u32,
+    /// Most response bytes buffered per HTTP/2 stream for a slow reader.
+    pub h2_max_send_buffer: usize,
     /// Largest JSON body.
     pub max_json_bytes: u64,
     /// Largest blob body.
@@ -115,6 +123,9 @@ impl Default for Limits {
             max_headers: 64,
             max_concurrent_streams: 64,
             max_pending_resets: 32,
+            h2_stream_window: 1024 * 1024,
+            h2_connection_window: 2 * 1024 * 1024,
+            h2_max_send_buffer: 256 * 1024,
             max_json_bytes: coffre_protocol::MAX_JSON_BYTES,
             max_blob_bytes: coffre_protocol::MAX_BLOB_BYTES,
         }

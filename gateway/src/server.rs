@@ -231,6 +231,13 @@ impl Builders {
             .max_header_list_size(header_list)
             .max_pending_accept_reset_streams(limits.max_pending_resets)
             .max_local_error_reset_streams(limits.max_pending_resets)
+            // Flow control and buffers set explicitly, not left to hyper's defaults: they bound
+            // the memory a connection can hold (docs/OPERATIONS.md, "Memory").
+            .adaptive_window(false)
+            .initial_stream_window_size(limits.h2_stream_window)
+            .initial_connection_window_size(limits.h2_connection_window)
+            .max_frame_size(16 * 1024)
+            .max_send_buf_size(limits.h2_max_send_buffer)
             .keep_alive_interval(limits.idle_timeout / 2)
             .keep_alive_timeout(limits.idle_timeout / 2);
         Builders {

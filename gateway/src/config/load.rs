@@ -89,6 +89,9 @@ pub const KEYS: &[Key] = &[
     key("limits.max_headers", Kind::Whole),
     key("limits.max_concurrent_streams", Kind::Whole),
     key("limits.max_pending_resets", Kind::Whole),
+    key("limits.h2_stream_window", Kind::Whole),
+    key("limits.h2_connection_window", Kind::Whole),
+    key("limits.h2_max_send_buffer", Kind::Whole),
     key("limits.max_json_bytes", Kind::Whole),
     key("limits.max_blob_bytes", Kind::Whole),
 ];
@@ -172,6 +175,18 @@ impl Config {
                 "limits.max_headers / limits.max_concurrent_streams",
                 "must be at least 1",
             );
+        }
+        // RFC 9113 section 6.9.1: windows are at least the 65 535-byte initial window (smaller
+        // would stall) and at most 2^31 - 1.
+        let window = 65_535..=0x7fff_ffff;
+        if !window.contains(&l.h2_stream_window) || !window.contains(&l.h2_connection_window) {
+            return bad(
+                "limits.h2_stream_window / limits.h2_connection_window",
+                "must be between 65535 and 2147483647",
+            );
+        }
+        if l.h2_max_send_buffer < 16 * 1024 {
+            return bad("limits.h2_max_send_buffer", "must be at least 16384");
         }
         if l.max_json_bytes == 0 || l.max_blob_bytes == 0 || self.max_inbox == 0 {
             return bad(
@@ -352,6 +367,13 @@ fn set(config: &mut Config, key: &Key, raw: &str) -> Result<(), String> {
             l.max_concurrent_streams = u32::try_from(whole(raw)?).map_err(|_| "too large")?;
         }
         "limits.max_pending_resets" => l.max_pending_resets = whole_usize(raw)?,
+        "limits.h2_stream_window" => {
+            l.h2_stream_window = u32::try_from(whole(raw)?).map_err(|_| "too large")?;
+        }
+        "limits.h2_connection_window" => {
+            l.h2_connection_window = u32::try_from(whole(raw)?).map_err(|_| "too large")?;
+        }
+        "limits.h2_max_send_buffer" => l.h2_max_send_buffer = whole_usize(raw)?,
         "limits.max_json_bytes" => l.max_json_bytes = whole(raw)?,
         "limits.max_blob_bytes" => l.max_blob_bytes = whole(raw)?,
         // Invariant: every name in KEYS has an arm above (the unit tests set every key).
@@ -502,6 +524,18 @@ mod tests {
             (
                 "[limits]\nrequest_timeout_secs = 1e30",
                 "limits.request_timeout_secs",
+            ),
+            (
+                "[limits]\nh2_stream_window = 1000",
+                "limits.h2_stream_window",
+            ),
+            (
+                "[limits]\nh2_connection_window = 4294967295",
+                "limits.h2_connection_window",
+            ),
+            (
+                "[limits]\nh2_max_send_buffer = 10",
+                "limits.h2_max_send_buffer",
             ),
             ("limits = 3", "limits"),
             ("tls_cert = \"/c\"", "tls_cert"),
