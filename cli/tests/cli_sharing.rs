@@ -376,6 +376,17 @@ fn two_people_share_edit_concurrently_add_a_reader_remove_and_stay_blind() {
         ok(&bob, &["--json", "invites"]).json(),
         serde_json::json!([])
     );
+    // Sharing again resends the invitation (say the first was lost); bob declines the copy.
+    // Another role is not a resend: that is `members --role`.
+    ok(&alice, &["share", SPACE_NAME, "bob", "--role", "writer"]);
+    let again = ok(&bob, &["--json", "invites"]).json();
+    assert_eq!(again.as_array().unwrap().len(), 1, "{again}");
+    ok(&bob, &["decline", SPACE_NAME]);
+    assert_eq!(
+        ok(&bob, &["--json", "invites"]).json(),
+        serde_json::json!([])
+    );
+    fails(&alice, &["share", SPACE_NAME, "bob", "--role", "reader"], 5);
     let bob_copy = dir.path().join("bob-copy");
     ok(
         &bob,

@@ -25,8 +25,8 @@
 use coffre_crypto::device::{DeviceChain, DeviceEntry};
 use coffre_crypto::identity::{Fingerprint, Handle, Identity, safety_number};
 use coffre_crypto::invitation::Invitation;
-use coffre_crypto::keys::SpaceId;
-use coffre_crypto::membership::Role;
+use coffre_crypto::keys::{EntryHash, SpaceId};
+use coffre_crypto::membership::{Action, Role};
 
 use crate::client::Client;
 use crate::contacts::{Contact, Contacts, KeyStatus};
@@ -160,7 +160,13 @@ impl Client {
             ));
         }
         let status = self.check_contact(&user.identity, trust_new_key)?;
-        let entry = space.add_member(&user.identity, role).await?;
+        space.refresh_membership().await?;
+        let entry_hash = match resendable_add(space, &user.identity, role) {
+            // Already added by this account with this role (say the invitation was lost, or the
+            // inbox was full): send the invitation again for that entry.
+            Some(hash) => hash,
+            None => space.add_member(&user.identity, role).await?.hash(),
+        };
         let name = space
             .name()
             .map_or_else(|| format!("space {}", short_id(space.id())), str::to_owned);
@@ -171,7 +177,7 @@ impl Client {
             &user.identity,
             space.id(),
             role,
-            &entry.hash(),
+            &entry_hash,
             &name,
         )?;
         self.http()
@@ -293,6 +299,34 @@ impl Client {
     pub fn verify_contact(&self, identity: &Identity, accept_changed_key: bool) -> Result<Contact> {
         self.contacts().mark_verified(identity, accept_changed_key)
     }
+}
+
+/// The hash of the `add` that made `member` what they are now, if this account signed it with
+/// `role` (so an invitation naming it verifies on their side).
+fn resendable_add(space: &Space, member: &Identity, role: Role) -> Option<EntryHash> {
+    let log = space.log();
+    if log.state().role_of(member.sign_key()) != Some(role) {
+        return None;
+    }
+    let me = space.session_identity_key();
+    // The newest entry about this member decides: an add by this account with this role.
+    for entry in log.entries().iter().rev() {
+        match entry.action() {
+            Action::Add {
+                member: added,
+                role: added_role,
+            } if added.sign_key() == member.sign_key() => {
+                return (entry.signer_key() == me && *added_role == role).then(|| entry.hash());
+            }
+            Action::Remove { member_key } | Action::ChangeRole { member_key, .. }
+                if member_key == member.sign_key() =>
+            {
+                return None;
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 fn short_id(id: &SpaceId) -> String {

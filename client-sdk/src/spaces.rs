@@ -85,6 +85,11 @@ impl<R: Remote> Space<R> {
         self.name.as_deref()
     }
 
+    /// This account's identity key.
+    pub fn session_identity_key(&self) -> &coffre_crypto::keys::SignPublicKey {
+        self.session.identity().sign_key()
+    }
+
     /// The verified membership log.
     pub fn log(&self) -> &MembershipLog {
         &self.log
