@@ -2,6 +2,7 @@
 //! hash-verified), listing, `missing` queries and pruning. The rules are in
 //! [`crate::service::blobs`].
 
+use bytes::BytesMut;
 use coffre_crypto::keys::{BlobId, SpaceId};
 use coffre_protocol::types::{
     BlobListEntry, BlobListResponse, Id32, MissingRequest, MissingResponse, PruneRequest,
@@ -20,7 +21,7 @@ use super::stream::ChannelBody;
 use super::{Ctx, ResponseBody};
 use crate::app::{App, blocking};
 use crate::error::{Error, Result};
-use crate::service::blobs::{CHANNEL_DEPTH, Feed, stream_blob, write_blob};
+use crate::service::blobs::{CHANNEL_DEPTH, FEED_PIECE, Feed, stream_blob, write_blob};
 use crate::service::{auth, roles};
 use crate::store::BlobMeta;
 
@@ -94,14 +95,29 @@ async fn upload(
     let writer =
         tokio::task::spawn_blocking(move || write_blob(store.as_ref(), &space, &blob, receiver));
     let mut received = 0;
+    // Network frames are small (16 KiB HTTP/2 DATA frames, TLS records); they are gathered into
+    // pieces of up to FEED_PIECE bytes so the writer thread wakes once per piece, not per frame.
+    let mut piece = BytesMut::new();
     let fed = loop {
         match next_data(ctx, &mut received, limit).await {
             Ok(Some(data)) => {
-                if sender.send(Feed::Data(data)).await.is_err() {
+                let ready = if piece.is_empty() && data.len() >= FEED_PIECE {
+                    data
+                } else {
+                    piece.extend_from_slice(&data);
+                    if piece.len() < FEED_PIECE {
+                        continue;
+                    }
+                    piece.split().freeze()
+                };
+                if sender.send(Feed::Data(ready)).await.is_err() {
                     break Ok(()); // The writer stopped; its result says why.
                 }
             }
             Ok(None) => {
+                if !piece.is_empty() {
+                    let _ = sender.send(Feed::Data(piece.split().freeze())).await;
+                }
                 let _ = sender.send(Feed::End).await;
                 break Ok(());
             }

@@ -11,7 +11,8 @@
 //!   chunk is held back until the hash has been checked; on a mismatch the body ends with an error
 //!   instead, so the client sees a truncated response (its `Content-Length` is not met) and the
 //!   gateway logs the corruption.
-//! - **Memory per request is small**: at most [`CHANNEL_DEPTH`] frames in flight each way.
+//! - **Memory per request is small**: at most [`CHANNEL_DEPTH`] pieces in flight each way
+//!   ([`FEED_PIECE`] up, [`READ_CHUNK`] down).
 //! - **Prune order** (index, quota, then body): a crash between the steps leaves at worst a body
 //!   without an index entry — never served (reads go through the index), reported by `check` as an
 //!   orphan, and re-indexed by a re-upload. The other order could leave an index entry without a
@@ -34,6 +35,9 @@ use crate::store::{BlobStore, BlobWriter};
 pub const CHANNEL_DEPTH: usize = 4;
 /// Size of the chunks a download is read in.
 pub const READ_CHUNK: usize = 64 * 1024;
+/// Upload bytes are handed to the writer thread in pieces of up to this size (plus one network
+/// frame): with [`CHANNEL_DEPTH`], at most about 5 × 128 KiB of an upload is in memory.
+pub const FEED_PIECE: usize = 128 * 1024;
 
 /// Per-space locks: uploads share, prunes exclude.
 #[derive(Debug, Default)]
