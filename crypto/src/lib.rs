@@ -39,6 +39,7 @@ pub mod keybundle;
 pub mod keys;
 pub mod manifest;
 pub mod membership;
+pub mod opaque;
 pub mod padding;
 pub mod passphrase;
 pub mod recovery;
