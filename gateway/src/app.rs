@@ -51,6 +51,10 @@ pub struct App {
     pub(crate) space_locks: SpaceLocks,
     /// Verified membership logs, checked against the stored length on every use.
     pub(crate) logs: LogCache,
+    /// The OPAQUE secrets (from the data directory; see [`App::with_opaque_setup`]).
+    pub(crate) opaque_setup: Arc<coffre_crypto::opaque::ServerSetup>,
+    /// Passphrase logins between start and finish.
+    pub(crate) opaque_logins: crate::service::opaque::PendingLogins,
     clock: Clock,
 }
 
@@ -86,8 +90,19 @@ impl App {
             last_purge_ms: AtomicU64::new(0),
             space_locks: SpaceLocks::default(),
             logs: LogCache::default(),
+            // Ephemeral until the server installs the persistent one (tests keep this one).
+            opaque_setup: Arc::new(coffre_crypto::opaque::ServerSetup::generate()),
+            opaque_logins: crate::service::opaque::PendingLogins::default(),
             clock,
         }
+    }
+
+    /// Uses `setup` as the OPAQUE secrets (the server loads them from the data directory, so
+    /// passphrase logins survive restarts).
+    #[must_use]
+    pub fn with_opaque_setup(mut self, setup: coffre_crypto::opaque::ServerSetup) -> App {
+        self.opaque_setup = Arc::new(setup);
+        self
     }
 
     /// Now, in milliseconds since the Unix epoch.

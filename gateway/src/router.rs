@@ -21,6 +21,12 @@ pub enum Endpoint {
     LoginChallenge,
     /// `POST /v1/auth/device/verify`
     LoginVerify,
+    /// `POST /v1/accounts/opaque`
+    OpaqueRegister,
+    /// `POST /v1/auth/opaque/start`
+    OpaqueLoginStart,
+    /// `POST /v1/auth/opaque/finish`
+    OpaqueLoginFinish,
     /// `GET /v1/account/key-bundles`
     KeyBundles,
     /// `POST /v1/account/devices`
@@ -145,6 +151,9 @@ pub fn route(method: &Method, path: &str) -> Result<Endpoint, RouteError> {
         ["v1", "accounts"] if post => Endpoint::Register,
         ["v1", "auth", "device", "challenge"] if post => Endpoint::LoginChallenge,
         ["v1", "auth", "device", "verify"] if post => Endpoint::LoginVerify,
+        ["v1", "accounts", "opaque"] if post => Endpoint::OpaqueRegister,
+        ["v1", "auth", "opaque", "start"] if post => Endpoint::OpaqueLoginStart,
+        ["v1", "auth", "opaque", "finish"] if post => Endpoint::OpaqueLoginFinish,
         ["v1", "account", "key-bundles"] if get => Endpoint::KeyBundles,
         ["v1", "account", "devices"] if post => Endpoint::AppendDevice,
         ["v1", "users", handle] if get && !handle.is_empty() => Endpoint::GetUser {
@@ -259,6 +268,21 @@ mod tests {
                 Method::POST,
                 "/v1/auth/device/verify".to_owned(),
                 Endpoint::LoginVerify,
+            ),
+            (
+                Method::POST,
+                "/v1/accounts/opaque".to_owned(),
+                Endpoint::OpaqueRegister,
+            ),
+            (
+                Method::POST,
+                "/v1/auth/opaque/start".to_owned(),
+                Endpoint::OpaqueLoginStart,
+            ),
+            (
+                Method::POST,
+                "/v1/auth/opaque/finish".to_owned(),
+                Endpoint::OpaqueLoginFinish,
             ),
             (
                 Method::GET,

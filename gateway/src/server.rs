@@ -70,7 +70,8 @@ pub async fn run_with_tls(
         fingerprint = %tls.fingerprint,
         "coffre-gateway listening"
     );
-    let app = Arc::new(App::new(config, stores.meta, stores.blobs));
+    let opaque_setup = crate::service::opaque::load_or_generate(&config.data_dir)?;
+    let app = Arc::new(App::new(config, stores.meta, stores.blobs).with_opaque_setup(opaque_setup));
     serve(listener, app, tls.server_config, shutdown).await
 }
 

@@ -255,7 +255,7 @@ fn ensure_generated(cert_path: &Path, key_path: &Path, names: &[String]) -> Resu
 
 /// Writes `bytes` to `path` so that after return the file is complete and durable: write a
 /// temporary file created with `mode`, fsync it, rename it over `path`, fsync the directory.
-fn write_durably(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+pub(crate) fn write_durably(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut temp_name = path.file_name().unwrap_or_default().to_owned();
     temp_name.push(".tmp");

@@ -405,3 +405,159 @@ async fn health_metrics_and_routing_errors() {
     assert!(text.contains("coffre_request_errors_total{code=\"method_not_allowed\"} 1"));
     assert!(text.contains("coffre_store_blob_bytes"));
 }
+
+/// OPAQUE registration for `user` with `passphrase`, then `POST /v1/accounts` with the upload.
+async fn register_with_passphrase(t: &TestApp, user: &User, passphrase: &[u8]) {
+    use coffre_crypto::opaque::ClientRegistration;
+    let (state, request) = ClientRegistration::start(passphrase).unwrap();
+    let (status, body) = t
+        .json(
+            Method::POST,
+            "/v1/accounts/opaque",
+            None,
+            json!({"handle": user.handle, "request": b64(&request)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let response: coffre_protocol::types::OpaqueRegisterResponse =
+        serde_json::from_value(body).unwrap();
+    let (upload, _export) = state.finish(passphrase, &response.response.0).unwrap();
+    let (status, body) = t
+        .json(
+            Method::POST,
+            "/v1/accounts",
+            None,
+            json!({
+                "identity": b64(user.identity.encoded()),
+                "device_entry": b64(user.entry0.encoded()),
+                "key_bundles": [b64(b"CFKB-sealed")],
+                "opaque_upload": b64(&upload),
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+/// Starts an OPAQUE login; returns the client state, the login id and the server's response.
+async fn opaque_start(
+    t: &TestApp,
+    handle: &str,
+    passphrase: &[u8],
+) -> (coffre_crypto::opaque::ClientLogin, Value, Vec<u8>) {
+    let (client, request) = coffre_crypto::opaque::ClientLogin::start(passphrase).unwrap();
+    let (status, body) = t
+        .json(
+            Method::POST,
+            "/v1/auth/opaque/start",
+            None,
+            json!({"handle": handle, "request": b64(&request)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let response: coffre_protocol::types::OpaqueLoginStartResponse =
+        serde_json::from_value(body.clone()).unwrap();
+    (client, body["login_id"].clone(), response.response.0)
+}
+
+#[tokio::test]
+async fn passphrase_login_gives_an_enrollment_token_good_only_for_adding_a_device() {
+    let t = TestApp::new();
+    let alice = User::new("alice");
+    register_with_passphrase(&t, &alice, b"correct horse").await;
+
+    // The right passphrase: an enrollment token and the sealed key bundles.
+    let (client, login_id, response) = opaque_start(&t, "alice", b"correct horse").await;
+    let (finalization, _export) = client.finish(b"correct horse", &response).unwrap();
+    let finish = json!({"login_id": login_id, "finalization": b64(&finalization)});
+    let (status, body) = t
+        .json(Method::POST, "/v1/auth/opaque/finish", None, finish.clone())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["key_bundles"][0], b64(b"CFKB-sealed"));
+    let token = body["token"].as_str().unwrap().to_owned();
+    // Single use.
+    let (status, body) = t
+        .json(Method::POST, "/v1/auth/opaque/finish", None, finish)
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::UNAUTHORIZED, "unauthenticated")
+    );
+
+    // The enrollment token opens nothing but the device chain.
+    for path in [
+        "/v1/account/key-bundles",
+        "/v1/spaces",
+        "/v1/users/alice",
+        "/v1/inbox",
+    ] {
+        let (status, _) = t.json(Method::GET, path, Some(&token), Value::Null).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+    let new_device = coffre_crypto::keys::SigningSecret::generate().unwrap();
+    let entry1 = coffre_crypto::device::DeviceEntry::sign(
+        alice.secret.sign_secret(),
+        1,
+        alice.entry0.hash(),
+        coffre_crypto::device::DeviceAction::Add,
+        &new_device.public_key(),
+        2,
+    )
+    .unwrap();
+    let (status, body) = t
+        .json(
+            Method::POST,
+            "/v1/account/devices",
+            Some(&token),
+            json!({"entry": b64(entry1.encoded())}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // The new device logs in with its own key.
+    let challenge = t.challenge("alice", &new_device).await;
+    let (status, body) = t
+        .verify("alice", &new_device, &challenge, &new_device)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // A wrong passphrase fails on the client (the gateway's answer does not open), and a
+    // made-up finalization fails on the gateway with the same answer as everything else.
+    let (client, login_id, response) = opaque_start(&t, "alice", b"wrong horse").await;
+    assert!(client.finish(b"wrong horse", &response).is_err());
+    let (status, body) = t
+        .json(
+            Method::POST,
+            "/v1/auth/opaque/finish",
+            None,
+            json!({"login_id": login_id, "finalization": b64(&[7; 64])}),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::UNAUTHORIZED, "unauthenticated")
+    );
+    // An unknown handle, and an account without passphrase login, are answered like any other.
+    for handle in ["nobody", "bob"] {
+        if handle == "bob" {
+            t.register(&User::new("bob")).await;
+        }
+        let (client, _, response) = opaque_start(&t, handle, b"correct horse").await;
+        assert!(
+            client.finish(b"correct horse", &response).is_err(),
+            "{handle}"
+        );
+    }
+    // An expired login cannot be finished.
+    let (client, login_id, response) = opaque_start(&t, "alice", b"correct horse").await;
+    let (finalization, _) = client.finish(b"correct horse", &response).unwrap();
+    t.advance_ms(10 * 60 * 1000);
+    let (status, _) = t
+        .json(
+            Method::POST,
+            "/v1/auth/opaque/finish",
+            None,
+            json!({"login_id": login_id, "finalization": b64(&finalization)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}

@@ -134,6 +134,7 @@ fn populate(stores: &Stores) -> (SpaceId, Vec<BlobId>) {
         quota_bytes: 1 << 30,
         used_bytes: 0,
         created_ms: 0,
+        opaque_record: Vec::new(),
     };
     stores.meta.create_account(&account).unwrap();
     let owner = MemberRecord {

@@ -28,6 +28,7 @@ fn account(handle: &str, quota: u64) -> AccountRecord {
         quota_bytes: quota,
         used_bytes: 0,
         created_ms: 1_700_000_000_000,
+        opaque_record: vec![5; 30],
     }
 }
 

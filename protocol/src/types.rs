@@ -99,6 +99,78 @@ pub struct RegisterRequest {
     /// Sealed key bundles (`CFKB`) the gateway stores for the user and never opens.
     #[serde(default)]
     pub key_bundles: Vec<Bytes64>,
+    /// The OPAQUE registration upload (after `POST /v1/accounts/opaque`); without it the account
+    /// cannot log in with its passphrase on a new device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opaque_upload: Option<Bytes64>,
+}
+
+/// `POST /v1/accounts/opaque`: the first message of OPAQUE registration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpaqueRegisterRequest {
+    /// The handle to be registered (the OPAQUE credential identifier).
+    pub handle: String,
+    /// The OPAQUE registration request.
+    pub request: Bytes64,
+}
+
+/// Answer to [`OpaqueRegisterRequest`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpaqueRegisterResponse {
+    /// The OPAQUE registration response.
+    pub response: Bytes64,
+}
+
+/// `POST /v1/auth/opaque/start`: passphrase login, first message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpaqueLoginStartRequest {
+    /// The account's handle.
+    pub handle: String,
+    /// The OPAQUE credential request.
+    pub request: Bytes64,
+}
+
+/// Answer to [`OpaqueLoginStartRequest`] (given for any handle).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpaqueLoginStartResponse {
+    /// Names this login attempt in the finish request (single use, short-lived).
+    pub login_id: Bytes64,
+    /// The OPAQUE credential response.
+    pub response: Bytes64,
+}
+
+/// `POST /v1/auth/opaque/finish`: passphrase login, second message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpaqueLoginFinishRequest {
+    /// From the start answer.
+    pub login_id: Bytes64,
+    /// The OPAQUE credential finalization.
+    pub finalization: Bytes64,
+}
+
+/// Answer to a successful [`OpaqueLoginFinishRequest`]: an **enrollment** token, which only
+/// allows `POST /v1/account/devices` (certify this new device), and the sealed key bundles.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpaqueLoginFinishResponse {
+    /// The enrollment token (the gateway stores only its hash).
+    pub token: String,
+    /// Seconds before it expires.
+    pub expires_in_s: u64,
+    /// The account's sealed key bundles (`CFKB`).
+    pub key_bundles: Vec<Bytes64>,
+}
+
+impl fmt::Debug for OpaqueLoginFinishResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpaqueLoginFinishResponse")
+            .field("token", &"<redacted>")
+            .field("expires_in_s", &self.expires_in_s)
+            .field("key_bundles", &self.key_bundles.len())
+            .finish()
+    }
 }
 
 /// Answer to a successful registration.

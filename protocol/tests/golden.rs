@@ -33,6 +33,25 @@ fn register_request() {
             identity: Bytes64(b"CFID".to_vec()),
             device_entry: Bytes64(b"CFDV".to_vec()),
             key_bundles: vec![Bytes64(b"CFKB".to_vec())],
+            opaque_upload: None,
+        },
+    );
+}
+
+#[test]
+fn opaque_login_messages() {
+    check(
+        "opaque_login_start.json",
+        &OpaqueLoginStartRequest {
+            handle: "alice".into(),
+            request: Bytes64(b"KE1".to_vec()),
+        },
+    );
+    check(
+        "opaque_login_finish.json",
+        &OpaqueLoginFinishRequest {
+            login_id: Bytes64(vec![7; 4]),
+            finalization: Bytes64(b"KE3".to_vec()),
         },
     );
 }

@@ -31,8 +31,10 @@ pub(crate) async fn key_bundles(ctx: &mut Ctx) -> Result<Response<ResponseBody>>
 }
 
 /// `POST /v1/account/devices`: 201 with the entry's seq; 409 with the chain length if it moved.
+/// Accepts an enrollment token from a passphrase login too: certifying a new device is what it
+/// is for.
 pub(crate) async fn append_device(ctx: &mut Ctx) -> Result<Response<ResponseBody>> {
-    let caller = auth::authenticate(&ctx.app, &ctx.parts.headers).await?;
+    let caller = auth::authenticate_enrollment(&ctx.app, &ctx.parts.headers).await?;
     let request = read_json(ctx).await?;
     let answer = accounts::append_device(&ctx.app, &caller, request).await?;
     json(StatusCode::CREATED, &answer)

@@ -150,6 +150,10 @@ pub async fn register(app: &App, request: RegisterRequest) -> Result<RegisterRes
         quota_bytes: app.config.default_quota_bytes,
         used_bytes: 0,
         created_ms: app.now_ms(),
+        opaque_record: match &request.opaque_upload {
+            Some(upload) => super::opaque::record_from_upload(&upload.0)?,
+            None => Vec::new(),
+        },
     };
     app.meta(move |meta| meta.create_account(&record))
         .await

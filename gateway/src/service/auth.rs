@@ -34,7 +34,7 @@ const TOKEN_LEN: usize = 4 + 43;
 /// Expired challenges and tokens are purged at most this often.
 const PURGE_INTERVAL_MS: u64 = 60_000;
 
-fn random32() -> Result<[u8; 32]> {
+pub(crate) fn random32() -> Result<[u8; 32]> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|error| Error::Internal(format!("randomness: {error}")))?;
     Ok(bytes)
@@ -124,23 +124,44 @@ pub async fn verify(app: &App, request: VerifyRequest) -> Result<TokenResponse> 
             &signature,
         )
         .map_err(|_| Error::Unauthenticated)?;
-    let token = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(random32()?));
-    let hash = token_hash(&token);
-    let record = TokenRecord {
-        handle: request.handle,
-        device_key: request.device_key.0,
-        expires_ms: now.saturating_add(millis(app.config.token_ttl)),
-    };
-    app.meta(move |meta| meta.put_token(&hash, &record)).await?;
+    let (token, expires_in_s) = issue_token(app, &request.handle, request.device_key.0).await?;
     Ok(TokenResponse {
         token,
-        expires_in_s: app.config.token_ttl.as_secs(),
+        expires_in_s,
     })
 }
 
+/// Issues and stores (by hash) a fresh bearer token for `(handle, device_key)`: the token and
+/// its lifetime in seconds.
+pub(crate) async fn issue_token(
+    app: &App,
+    handle: &str,
+    device_key: [u8; 32],
+) -> Result<(String, u64)> {
+    let token = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(random32()?));
+    let hash = token_hash(&token);
+    let record = TokenRecord {
+        handle: handle.to_owned(),
+        device_key,
+        expires_ms: app.now_ms().saturating_add(millis(app.config.token_ttl)),
+    };
+    app.meta(move |meta| meta.put_token(&hash, &record)).await?;
+    Ok((token, app.config.token_ttl.as_secs()))
+}
+
 /// Authenticates a request by its `Authorization: Bearer` token, then applies the per-account
-/// rate limit.
+/// rate limit. Only tokens of active devices pass (not enrollment tokens).
 pub async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Caller> {
+    authenticate_as(app, headers, false).await
+}
+
+/// [`authenticate`] that also accepts an enrollment token from a passphrase login (for
+/// certifying a new device, and nothing else).
+pub async fn authenticate_enrollment(app: &App, headers: &HeaderMap) -> Result<Caller> {
+    authenticate_as(app, headers, true).await
+}
+
+async fn authenticate_as(app: &App, headers: &HeaderMap, enrollment: bool) -> Result<Caller> {
     let token = headers
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -159,7 +180,8 @@ pub async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Caller> {
     let account = accounts::load(app, &record.handle)
         .await?
         .ok_or(Error::Unauthenticated)?;
-    if !accounts::device_is_active(&account, &record.device_key) {
+    let enrolling = enrollment && record.device_key == super::opaque::ENROLLMENT_DEVICE;
+    if !enrolling && !accounts::device_is_active(&account, &record.device_key) {
         return Err(Error::Unauthenticated);
     }
     app.limiter.per_account.check(&record.handle)?;

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod blobs;
+pub mod opaque;
 pub mod ratelimit;
 pub mod roles;
 pub mod spaces;

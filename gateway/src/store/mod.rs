@@ -198,6 +198,8 @@ pub struct AccountRecord {
     pub used_bytes: u64,
     /// Registration time, milliseconds since the Unix epoch.
     pub created_ms: u64,
+    /// The OPAQUE registration record (empty: passphrase login not set up).
+    pub opaque_record: Vec<u8>,
 }
 
 /// A pending login challenge (single use).

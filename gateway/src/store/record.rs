@@ -147,6 +147,10 @@ impl<'a> Reader<'a> {
         }
         Ok(count)
     }
+    /// Whether every byte has been read (for fields added at the end of a record later).
+    pub fn is_at_end(&self) -> bool {
+        self.rest.is_empty()
+    }
     /// Checks that nothing is left over.
     pub fn end(self) -> Result<()> {
         if self.rest.is_empty() {
@@ -189,6 +193,7 @@ pub fn encode_account(account: &AccountRecord) -> Vec<u8> {
         .u64(account.quota_bytes)
         .u64(account.used_bytes)
         .u64(account.created_ms)
+        .bytes(&account.opaque_record)
         .finish()
 }
 
@@ -203,6 +208,12 @@ pub fn decode_account(bytes: &[u8]) -> Result<AccountRecord> {
         quota_bytes: r.u64()?,
         used_bytes: r.u64()?,
         created_ms: r.u64()?,
+        // Added after the first release: records written before it end here.
+        opaque_record: if r.is_at_end() {
+            Vec::new()
+        } else {
+            r.bytes()?
+        },
     };
     r.end()?;
     Ok(account)
@@ -402,14 +413,21 @@ mod tests {
             quota_bytes: 1000,
             used_bytes: 10,
             created_ms: 42,
+            opaque_record: vec![9; 20],
         };
         let bytes = encode_account(&account);
-        assert_eq!(decode_account(&bytes).ok(), Some(account));
+        assert_eq!(decode_account(&bytes).ok(), Some(account.clone()));
+        // A record written before OPAQUE ends right before its field: no passphrase login.
+        let before_opaque = bytes.len() - 4 - 20;
         for cut in 0..bytes.len() {
-            assert!(matches!(
-                decode_account(&bytes[..cut]),
-                Err(Error::Corrupt(_))
-            ));
+            let decoded = decode_account(&bytes[..cut]);
+            if cut == before_opaque {
+                let old = decoded.unwrap();
+                assert!(old.opaque_record.is_empty());
+                assert_eq!(old.handle, account.handle);
+            } else {
+                assert!(matches!(decoded, Err(Error::Corrupt(_))), "cut {cut}");
+            }
         }
         let mut longer = bytes.clone();
         longer.push(0);
