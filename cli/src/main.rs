@@ -77,6 +77,21 @@ enum Command {
         #[arg(long, value_name = "SHA256")]
         pin: Option<String>,
     },
+    /// Set up this device for an existing account, with its handle and passphrase only.
+    Login {
+        /// The gateway's URL, e.g. https://127.0.0.1:8443.
+        #[arg(long)]
+        server: String,
+        /// Your account handle.
+        #[arg(long)]
+        handle: String,
+        /// Trust the CA certificate(s) in this PEM file.
+        #[arg(long, value_name = "FILE", conflicts_with = "pin")]
+        ca: Option<PathBuf>,
+        /// Trust exactly the certificate with this SHA-256 fingerprint (hex, colons optional).
+        #[arg(long, value_name = "SHA256")]
+        pin: Option<String>,
+    },
     /// Show this account's handle and identity fingerprint (compare it out of band).
     Whoami,
     /// Create and list spaces.
@@ -223,6 +238,13 @@ enum SpaceCommand {
     },
     /// List your spaces: local names and ids.
     Ls,
+    /// Give a space a local name on this device (e.g. on a new device, where spaces have ids).
+    Name {
+        /// The space: its id (or current name).
+        space: String,
+        /// The new local name.
+        name: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -253,6 +275,23 @@ async fn run(cli: &Cli, out: &Out) -> Result<()> {
             pin,
         } => {
             init(
+                cli,
+                out,
+                &home,
+                server,
+                handle,
+                ca.as_deref(),
+                pin.as_deref(),
+            )
+            .await
+        }
+        Command::Login {
+            server,
+            handle,
+            ca,
+            pin,
+        } => {
+            login(
                 cli,
                 out,
                 &home,
@@ -299,6 +338,25 @@ async fn run(cli: &Cli, out: &Out) -> Result<()> {
             let id = space.id().to_hex();
             out.emit(json!({"id": id, "name": name}), || {
                 format!("created space {name} ({id})")
+            });
+            Ok(())
+        }
+        Command::Space(SpaceCommand::Name { space, name }) => {
+            let client = open(cli, &home).await?;
+            let mut opened = open_space(&client, space).await?;
+            if let Some(other) = find_local_name(&client, name)?
+                && other != *opened.id()
+            {
+                return Err(Exit::new(
+                    5,
+                    format!("another space is named {name:?} on this device"),
+                )
+                .into());
+            }
+            opened.set_name(name)?;
+            let id = opened.id().to_hex();
+            out.emit(json!({"id": id, "name": name}), || {
+                format!("{id} is now {name} on this device")
             });
             Ok(())
         }
@@ -555,6 +613,39 @@ async fn init(
     ca: Option<&Path>,
     pin: Option<&str>,
 ) -> Result<()> {
+    let trust = trust_and_home(home, server, ca, pin)?;
+    let passphrase = passphrase(cli, home, true)?;
+    let client = Client::create_account(home, server, trust, handle, passphrase).await?;
+    let me = client.whoami();
+    let groups = me.fingerprint.display_groups();
+    let keystore = home.keystore_path().display().to_string();
+    out.emit(
+        json!({
+            "handle": me.handle.as_str(),
+            "fingerprint": me.fingerprint.digits(),
+            "server": me.server,
+            "keystore": keystore,
+        }),
+        || {
+            format!(
+                "created account {} on {}\nfingerprint: {groups}\nkeystore: {keystore} \
+                 (keep a backup; copy it with config.toml to use another device)",
+                me.handle.as_str(),
+                me.server
+            )
+        },
+    );
+    Ok(())
+}
+
+/// The trust settings from `--ca` / `--pin`, after checking the server URL and that `home` holds
+/// no account yet.
+fn trust_and_home(
+    home: &Home,
+    server: &str,
+    ca: Option<&Path>,
+    pin: Option<&str>,
+) -> Result<Trust> {
     let trust = match (ca, pin) {
         (Some(ca), _) => {
             if !ca.is_file() {
@@ -589,8 +680,35 @@ async fn init(
         )
         .into());
     }
-    let passphrase = passphrase(cli, home, true)?;
-    let client = Client::create_account(home, server, trust, handle, passphrase).await?;
+    Ok(trust)
+}
+
+/// `coffre login`: this device joins an existing account (OPAQUE passphrase login).
+async fn login(
+    cli: &Cli,
+    out: &Out,
+    home: &Home,
+    server: &str,
+    handle: &str,
+    ca: Option<&Path>,
+    pin: Option<&str>,
+) -> Result<()> {
+    let trust = trust_and_home(home, server, ca, pin)?;
+    let passphrase = passphrase(cli, home, false)?;
+    let client = match Client::enroll_device(home, server, trust, handle, passphrase).await {
+        Ok(client) => client,
+        Err(coffre_sdk::Error::Auth) => {
+            return Err(Exit::new(
+                3,
+                format!(
+                    "the gateway did not accept this handle and passphrase ({handle}); check \
+                     both (the passphrase is the one chosen at `coffre init`)"
+                ),
+            )
+            .into());
+        }
+        Err(error) => return Err(error.into()),
+    };
     let me = client.whoami();
     let groups = me.fingerprint.display_groups();
     let keystore = home.keystore_path().display().to_string();
@@ -598,13 +716,15 @@ async fn init(
         json!({
             "handle": me.handle.as_str(),
             "fingerprint": me.fingerprint.digits(),
+            "device_key": hex::encode(me.device_key.to_bytes()),
             "server": me.server,
             "keystore": keystore,
         }),
         || {
             format!(
-                "created account {} on {}\nfingerprint: {groups}\nkeystore: {keystore} \
-                 (keep a backup; copy it with config.toml to use another device)",
+                "this device now belongs to {} on {}\nfingerprint: {groups} (the same as on \
+                 your other devices)\nkeystore: {keystore}\nspaces are named by id here: \
+                 `coffre space ls`",
                 me.handle.as_str(),
                 me.server
             )

@@ -126,12 +126,16 @@ struct Running {
 }
 
 fn spawn(home: &Path, args: &[&str]) -> Running {
+    spawn_with(home, args, PASSPHRASE)
+}
+
+fn spawn_with(home: &Path, args: &[&str], passphrase: &str) -> Running {
     let logs = tempfile::tempdir().unwrap();
     let (out, err) = (logs.path().join("out"), logs.path().join("err"));
     let child = Command::new(env!("CARGO_BIN_EXE_coffre"))
         .args(args)
         .env("COFFRE_HOME", home)
-        .env("COFFRE_PASSPHRASE", PASSPHRASE)
+        .env("COFFRE_PASSPHRASE", passphrase)
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out).unwrap())
         .stderr(std::fs::File::create(&err).unwrap())
@@ -175,6 +179,13 @@ impl Running {
 /// Runs `coffre` with `home` as COFFRE_HOME, bounded by [`COMMAND_TIMEOUT`].
 fn coffre(home: &Path, args: &[&str]) -> Run {
     spawn(home, args).wait()
+}
+
+/// [`coffre`] with another passphrase in the environment.
+fn coffre_with_passphrase(home: &Path, passphrase: &str, args: &[&str]) -> Run {
+    let mut running = spawn_with(home, args, passphrase);
+    running.args.insert(0, "(other passphrase)".to_owned());
+    running.wait()
 }
 
 fn require_ok(args: &[&str], run: Run) -> Run {
@@ -443,7 +454,8 @@ fn gateway_rollback_is_detected_by_a_client_that_saw_the_newer_commit() {
     gateway.stop(&runtime);
 }
 
-/// Scenario 3: two devices of one account commit to the same space at the same time: both
+/// Scenario 3: a second device joins with `coffre login` (handle and passphrase only; a wrong
+/// passphrase is refused), then the two devices commit to the same space at the same time: both
 /// succeed and both edits survive; the same path edited on both yields the file plus a conflict
 /// copy.
 #[test]
@@ -457,9 +469,47 @@ fn two_devices_committing_concurrently_lose_nothing() {
     let seed = dir.path().join("seed.txt");
     std::fs::write(&seed, "seed").unwrap();
     ok(&alice, &["put", seed.to_str().unwrap(), "docs:/seed.txt"]);
-    // The second device: a copy of the home (keystore, config, pins, local names).
+    // The second device joins with the handle and passphrase only (OPAQUE login, its own
+    // certified device key), and names the space locally.
     let laptop = dir.path().join("laptop");
-    copy_dir(&alice, &laptop);
+    let joined = ok(
+        &laptop,
+        &[
+            "--json",
+            "login",
+            "--server",
+            &gateway.url,
+            "--handle",
+            "alice",
+            "--pin",
+            &gateway.pin,
+        ],
+    )
+    .json();
+    let alice_who = ok(&alice, &["--json", "whoami"]).json();
+    assert_eq!(joined["fingerprint"], alice_who["fingerprint"]);
+    assert_ne!(joined["device_key"], alice_who["device_key"]);
+    let listed = ok(&laptop, &["--json", "space", "ls"]).json();
+    let id = listed[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(listed[0]["name"], Value::Null);
+    ok(&laptop, &["space", "name", &id, "docs"]);
+    // A wrong passphrase on a third device is refused, with nothing left behind.
+    let stranger = dir.path().join("stranger");
+    let refused = coffre_with_passphrase(
+        &stranger,
+        "not the passphrase",
+        &[
+            "login",
+            "--server",
+            &gateway.url,
+            "--handle",
+            "alice",
+            "--pin",
+            &gateway.pin,
+        ],
+    );
+    assert_eq!(refused.code, 3, "{}", refused.stderr);
+    assert!(!stranger.join("keystore.cfk").exists());
 
     // Different files, at the same time. Each is a few MiB so that the uploads overlap and the
     // two commits race on the same head (the loser merges and retries).

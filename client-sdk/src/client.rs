@@ -95,6 +95,40 @@ impl Client {
         Ok(Client::from_opened(home, opened))
     }
 
+    /// Sets up this device for an **existing** account with only its handle and passphrase
+    /// (OPAQUE login; a new device key certified by the account's identity), keeping the new
+    /// keystore in `home`. A wrong passphrase or unknown handle is [`crate::Error::Auth`].
+    pub async fn enroll_device(
+        home: &Home,
+        server: &str,
+        trust: Trust,
+        handle: &str,
+        passphrase: Passphrase,
+    ) -> Result<Client> {
+        Self::enroll_device_with(
+            home,
+            server,
+            trust,
+            handle,
+            passphrase,
+            HttpOptions::default(),
+        )
+        .await
+    }
+
+    /// [`Client::enroll_device`] with explicit HTTP time limits and retry policy.
+    pub async fn enroll_device_with(
+        home: &Home,
+        server: &str,
+        trust: Trust,
+        handle: &str,
+        passphrase: Passphrase,
+        options: HttpOptions,
+    ) -> Result<Client> {
+        let opened = account::enroll(home, server, trust, handle, passphrase, options).await?;
+        Ok(Client::from_opened(home, opened))
+    }
+
     /// Unlocks the account kept in `home` (a wrong passphrase is [`crate::Error::Auth`]). Logs in
     /// on the first request that needs it.
     pub async fn open(home: &Home, passphrase: Passphrase) -> Result<Client> {

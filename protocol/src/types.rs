@@ -161,6 +161,10 @@ pub struct OpaqueLoginFinishResponse {
     pub expires_in_s: u64,
     /// The account's sealed key bundles (`CFKB`).
     pub key_bundles: Vec<Bytes64>,
+    /// The account's encoded identity (`CFID`; the client checks it against the unwrapped keys).
+    pub identity: Bytes64,
+    /// The account's device chain (`CFDV` entries in order), to append the new device to.
+    pub device_chain: Vec<Bytes64>,
 }
 
 impl fmt::Debug for OpaqueLoginFinishResponse {

@@ -10,8 +10,10 @@ use coffre_protocol::types::{
     AppendCommitRequest, AppendDeviceRequest, AppendMembershipRequest, AppendResponse,
     BlobListResponse, CreateSpaceRequest, CreateSpaceResponse, HeadsResponse, HealthResponse, Id32,
     InboxResponse, KeyBundlesResponse, MembershipResponse, MissingRequest, MissingResponse,
-    PruneRequest, PruneResponse, RegisterRequest, RegisterResponse, SendInvitationRequest,
-    SpaceSummary, SpacesResponse, UserResponse,
+    OpaqueLoginFinishRequest, OpaqueLoginFinishResponse, OpaqueLoginStartRequest,
+    OpaqueLoginStartResponse, OpaqueRegisterRequest, OpaqueRegisterResponse, PruneRequest,
+    PruneResponse, RegisterRequest, RegisterResponse, SendInvitationRequest, SpaceSummary,
+    SpacesResponse, UserResponse,
 };
 use coffre_protocol::{MAX_BLOB_BYTES, MAX_IDS_PER_REQUEST, MAX_ITEMS_PER_PAGE};
 use http::{Method, StatusCode};
@@ -65,6 +67,80 @@ impl HttpClient {
     pub async fn register(&self, request: &RegisterRequest) -> Result<RegisterResponse> {
         self.json_unauthenticated("/v1/accounts", request, false)
             .await
+    }
+
+    /// `POST /v1/accounts/opaque`: the gateway's OPAQUE registration response for `request`.
+    pub async fn opaque_register(&self, handle: &str, request: Vec<u8>) -> Result<Vec<u8>> {
+        let answer: OpaqueRegisterResponse = self
+            .json_unauthenticated(
+                "/v1/accounts/opaque",
+                &OpaqueRegisterRequest {
+                    handle: handle.to_owned(),
+                    request: request.into(),
+                },
+                true,
+            )
+            .await?;
+        Ok(answer.response.0)
+    }
+
+    /// `POST /v1/auth/opaque/start`: the login id and the gateway's OPAQUE credential response.
+    pub async fn opaque_login_start(
+        &self,
+        handle: &str,
+        request: Vec<u8>,
+    ) -> Result<OpaqueLoginStartResponse> {
+        self.json_unauthenticated(
+            "/v1/auth/opaque/start",
+            &OpaqueLoginStartRequest {
+                handle: handle.to_owned(),
+                request: request.into(),
+            },
+            false,
+        )
+        .await
+    }
+
+    /// `POST /v1/auth/opaque/finish`: an enrollment token, the key bundles, the identity and
+    /// device chain — or [`Error::Auth`].
+    pub async fn opaque_login_finish(
+        &self,
+        login_id: Vec<u8>,
+        finalization: Vec<u8>,
+    ) -> Result<OpaqueLoginFinishResponse> {
+        self.json_unauthenticated(
+            "/v1/auth/opaque/finish",
+            &OpaqueLoginFinishRequest {
+                login_id: login_id.into(),
+                finalization: finalization.into(),
+            },
+            false,
+        )
+        .await
+    }
+
+    /// `POST /v1/account/devices` with an enrollment token from a passphrase login: certifies a
+    /// new device.
+    pub async fn enroll_device(&self, enrollment_token: &str, entry: Vec<u8>) -> Result<()> {
+        let mut bearer = http::HeaderValue::try_from(format!("Bearer {enrollment_token}"))
+            .map_err(|_| Error::Protocol("the gateway issued an unusable token".to_owned()))?;
+        bearer.set_sensitive(true);
+        let call = Call {
+            method: Method::POST,
+            path: "/v1/account/devices".to_owned(),
+            body: Body::Json(encode_json(&AppendDeviceRequest {
+                entry: entry.into(),
+            })?),
+            auth: true,
+            idempotent: false,
+            max_response: MAX_JSON_RESPONSE,
+        };
+        let reply = self
+            .send_with_retries(&call, Some(bearer))
+            .await?
+            .map_err(Refusal::into_error)?;
+        let _: AppendResponse = decode_json(&reply.body)?;
+        Ok(())
     }
 
     /// `GET /v1/account/key-bundles`: the sealed key bundles stored at registration.

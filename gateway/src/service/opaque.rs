@@ -211,6 +211,13 @@ pub async fn login_finish(
             .iter()
             .map(|bundle| Bytes64(bundle.clone()))
             .collect(),
+        identity: Bytes64(account.record.identity.clone()),
+        device_chain: account
+            .record
+            .device_chain
+            .iter()
+            .map(|entry| Bytes64(entry.clone()))
+            .collect(),
     })
 }
 
