@@ -206,10 +206,24 @@ enum Command {
         /// SPACE.
         space: String,
     },
+    /// List this account's devices, or revoke a lost one.
+    #[command(subcommand)]
+    Device(DeviceCommand),
     /// List your contacts (pinned keys of other users), or verify one.
     Contacts {
         #[command(subcommand)]
         command: Option<ContactsCommand>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DeviceCommand {
+    /// The active devices (key, when added, which one this is).
+    Ls,
+    /// Revoke a device (lost or retired): its logins stop working at once.
+    Revoke {
+        /// At least 8 hex digits of the device's key, as `coffre device ls` shows it.
+        key: String,
     },
 }
 
@@ -587,6 +601,48 @@ async fn run(cli: &Cli, out: &Out) -> Result<()> {
             sharing::members(&client, out, space, remove.as_deref(), role.as_deref()).await
         }
         Command::Leave { space } => sharing::leave(&open(cli, &home).await?, out, space).await,
+        Command::Device(DeviceCommand::Ls) => {
+            let client = open(cli, &home).await?;
+            let devices = client.devices().await?;
+            let rows: Vec<Value> = devices
+                .iter()
+                .map(|device| {
+                    json!({
+                        "key": hex::encode(device.key.to_bytes()),
+                        "added_ms": device.added_ms,
+                        "this_device": device.this_device,
+                    })
+                })
+                .collect();
+            out.emit(Value::Array(rows), || {
+                devices
+                    .iter()
+                    .map(|device| {
+                        let secs = i64::try_from(device.added_ms / 1000).unwrap_or(i64::MAX);
+                        format!(
+                            "{}  added {}{}",
+                            hex::encode(device.key.to_bytes()),
+                            output::utc(secs),
+                            if device.this_device {
+                                "  (this device)"
+                            } else {
+                                ""
+                            }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+            Ok(())
+        }
+        Command::Device(DeviceCommand::Revoke { key }) => {
+            let client = open(cli, &home).await?;
+            let revoked = hex::encode(client.revoke_device(key).await?.to_bytes());
+            out.emit(json!({"revoked": revoked}), || {
+                format!("revoked device {revoked}: it can no longer log in")
+            });
+            Ok(())
+        }
         Command::Contacts { command: None } => {
             sharing::list_contacts(&open(cli, &home).await?, out)
         }

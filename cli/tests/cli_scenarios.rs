@@ -603,6 +603,19 @@ fn two_devices_committing_concurrently_lose_nothing() {
         conflicted,
         "no round raced the two devices on the same head (see the log above)"
     );
+    // Devices: both listed; the laptop is revoked from the desktop and can no longer log in.
+    let devices = ok(&alice, &["--json", "device", "ls"]).json();
+    let devices = devices.as_array().unwrap();
+    assert_eq!(devices.len(), 2, "{devices:?}");
+    let laptop_key = devices.iter().find(|d| d["this_device"] == false).unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(laptop_key, joined["device_key"].as_str().unwrap());
+    ok(&alice, &["device", "revoke", &laptop_key[..12]]);
+    assert_eq!(coffre(&laptop, &["ls", "docs"]).code, 3);
+    let devices = ok(&alice, &["--json", "device", "ls"]).json();
+    assert_eq!(devices.as_array().unwrap().len(), 1);
     gateway.stop(&runtime);
 }
 

@@ -15,6 +15,7 @@
 //! - [`history`]: verified commits, commit with merge, log, restore;
 //! - [`files`]: the upload and download pipelines; [`progress`]: their progress hooks;
 //! - [`space_ops`]: high-level operations on a space (put, get, ls, rm, mv, mkdir, log, restore);
+//! - [`devices`]: this account's devices (list, revoke);
 //! - [`members`]: add, re-role, remove (rotating the epoch key), leave;
 //! - [`sharing`]: look users up, invite, list and accept invitations; [`contacts`]: pinned and
 //!   verified keys of other users (TOFU, safety numbers);
@@ -28,6 +29,7 @@
 mod account;
 pub mod client;
 pub mod contacts;
+pub mod devices;
 pub mod error;
 pub mod files;
 pub mod history;
