@@ -1,13 +1,13 @@
 //! Putting files and trees into a snapshot, and getting them back out.
 //!
 //! Upload ([`upload_reader`], [`put_file`], [`put_tree`]): the file is streamed through the
-//! space's seeded FastCDC [`Chunker`](coffre_crypto::chunker::Chunker) and each chunk sealed
-//! (convergent key) on a blocking thread, which feeds a bounded channel; the async side asks the
-//! gateway which chunk ids it lacks (`missing_blobs`, in small batches) and uploads only those,
-//! a few at a time. Unchanged chunks are therefore never re-sent, and an interrupted upload
-//! resumes where it stopped. Memory is bounded by `(CHANNEL_DEPTH + UPLOAD_BATCH + 1) ×
-//! MAX_CHUNK_SIZE` per file (about 36 MiB in the worst case, ~9 MiB typically), never by the
-//! file's size.
+//! space's seeded FastCDC [`Chunker`](coffre_crypto::chunker::Chunker) on one blocking thread
+//! and each chunk sealed (convergent key) on a second one (two cores for one large file), which
+//! feeds a bounded channel; the async side asks the gateway which chunk ids it lacks
+//! (`missing_blobs`, in small batches) and uploads only those, a few at a time. Unchanged chunks
+//! are therefore never re-sent, and an interrupted upload resumes where it stopped. Memory is
+//! bounded by `(2 × CHANNEL_DEPTH + UPLOAD_BATCH + 2) × MAX_CHUNK_SIZE` per file (about 56 MiB in
+//! the worst case, ~14 MiB typically), never by the file's size.
 //!
 //! Download ([`get_file`], [`get_tree`]): chunks are fetched a few at a time, each checked
 //! against its id and opened ([`open_verified`](coffre_crypto::envelope::open_verified)) before

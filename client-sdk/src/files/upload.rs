@@ -52,11 +52,22 @@ where
 {
     let (sender, mut receiver) = mpsc::channel::<Sealed>(CHANNEL_DEPTH);
     let (seed, convergence) = (Arc::clone(&keys.seed), Arc::clone(&keys.convergence));
+    // Two stages on two threads, so a large file uses two cores: chunking (read + FastCDC) feeds
+    // sealing (chunk key, padding, AEAD, blob id) through a bounded queue. Memory: the chunker's
+    // buffer plus at most CHANNEL_DEPTH chunks queued and CHANNEL_DEPTH envelopes queued.
+    let (chunks, to_seal) = std::sync::mpsc::sync_channel::<Result<Vec<u8>>>(CHANNEL_DEPTH);
     let chunker = tokio::task::spawn_blocking(move || {
         for chunk in Chunker::new(source, &seed) {
-            let item = chunk
-                .map_err(Error::from)
-                .and_then(|chunk| seal_chunk(&convergence, &chunk.data).map_err(Error::from));
+            let item = chunk.map(|chunk| chunk.data).map_err(Error::from);
+            let failed = item.is_err();
+            if chunks.send(item).is_err() || failed {
+                break;
+            }
+        }
+    });
+    let sealer = tokio::task::spawn_blocking(move || {
+        while let Ok(item) = to_seal.recv() {
+            let item = item.and_then(|data| seal_chunk(&convergence, &data).map_err(Error::from));
             let failed = item.is_err();
             if sender.blocking_send(item).is_err() || failed {
                 break;
@@ -78,7 +89,8 @@ where
         Ok::<(), Error>(())
     }
     .await;
-    drop(receiver); // unblocks the chunker if we stopped early
+    drop(receiver); // unblocks the sealer, and through it the chunker, if we stopped early
+    sealer.await.map_err(join_error)?;
     chunker.await.map_err(join_error)?;
     result?;
     if refs.len() > coffre_crypto::manifest::MAX_CHUNKS {
