@@ -91,6 +91,7 @@ pub const KEYS: &[Key] = &[
     key("limits.max_pending_resets", Kind::Whole),
     key("limits.max_json_bytes", Kind::Whole),
     key("limits.max_blob_bytes", Kind::Whole),
+    key("limits.max_batch_bytes", Kind::Whole),
 ];
 
 /// Values given as command-line flags: the last layer, above the environment.
@@ -173,9 +174,13 @@ impl Config {
                 "must be at least 1",
             );
         }
-        if l.max_json_bytes == 0 || l.max_blob_bytes == 0 || self.max_inbox == 0 {
+        if l.max_json_bytes == 0
+            || l.max_blob_bytes == 0
+            || l.max_batch_bytes == 0
+            || self.max_inbox == 0
+        {
             return bad(
-                "limits.max_json_bytes / limits.max_blob_bytes / max_inbox",
+                "limits.max_json_bytes / limits.max_blob_bytes / limits.max_batch_bytes / max_inbox",
                 "must be at least 1",
             );
         }
@@ -354,6 +359,7 @@ fn set(config: &mut Config, key: &Key, raw: &str) -> Result<(), String> {
         "limits.max_pending_resets" => l.max_pending_resets = whole_usize(raw)?,
         "limits.max_json_bytes" => l.max_json_bytes = whole(raw)?,
         "limits.max_blob_bytes" => l.max_blob_bytes = whole(raw)?,
+        "limits.max_batch_bytes" => l.max_batch_bytes = whole(raw)?,
         // Invariant: every name in KEYS has an arm above (the unit tests set every key).
         other => return Err(format!("unknown key `{other}`")),
     }
