@@ -8,11 +8,12 @@ use std::sync::Arc;
 
 use coffre_crypto::chunker::{AVG_CHUNK_SIZE, Chunker, seal_chunk};
 use coffre_crypto::dirnode::Timestamp;
-use coffre_crypto::envelope::SealedBlob;
+use coffre_crypto::envelope::{BlobRef, SealedBlob};
 use coffre_crypto::keys::SpaceId;
 use coffre_crypto::manifest::{ChunkRef, Manifest};
 use tokio::sync::mpsc;
 
+use super::batch::{GROUP_BYTES, GROUP_FILES, GROUPS_IN_FLIGHT, SMALL_FILE, groups, send_blobs};
 use super::walk::{LocalItem, local_meta, walk};
 use super::window::Window;
 use super::{
@@ -139,24 +140,21 @@ fn record((length, sent): (u64, u64), progress: &dyn Progress, stats: &mut Trans
     progress.on_chunk_done(length);
 }
 
-/// Seals the manifest (or reuses the existing one if the chunks are the same), uploads it if
-/// needed, and puts the file entry at `dest`. Returns whether the tree changed.
-pub(crate) async fn store_file<R: Remote>(
+/// The manifest reference to put at `dest`: the existing one if the file there has the same
+/// chunks (nothing to upload), else `manifest` freshly sealed, with the sealed blob to upload.
+async fn resolve_manifest<R: Remote>(
     snapshot: &mut Snapshot<'_, R>,
     dest: &SpacePath,
-    manifest: Manifest,
-    mtime: Timestamp,
-    mode: u32,
+    manifest: &Manifest,
     progress: &dyn Progress,
-    stats: &mut TransferStats,
-) -> Result<bool> {
+) -> Result<(BlobRef, Option<SealedBlob>)> {
     let remote = snapshot.remote();
     let space = *snapshot.space();
     let existing = match snapshot.file(dest).await {
         Ok(file) if file.size == manifest.file_size => {
             match remote.get_blob(&space, &file.manifest.id).await {
                 Ok(bytes) => match Manifest::open(&file.manifest, &bytes) {
-                    Ok(old) if old == manifest => Some(file.manifest),
+                    Ok(old) if old == *manifest => Some(file.manifest),
                     Ok(_) => None,
                     Err(error) => {
                         warn(
@@ -181,19 +179,35 @@ pub(crate) async fn store_file<R: Remote>(
         }
         _ => None,
     };
-    let size = manifest.file_size;
-    let reference = match existing {
-        Some(reference) => reference,
+    match existing {
+        Some(reference) => Ok((reference, None)),
         None => {
             let (reference, sealed) = manifest.seal()?;
-            let (blobs, bytes) = upload_blobs(remote, &space, vec![sealed]).await?;
-            stats.blobs_sent += blobs;
-            stats.bytes_sent += bytes;
-            reference
+            Ok((reference, Some(sealed)))
         }
-    };
+    }
+}
+
+/// Seals the manifest (or reuses the existing one if the chunks are the same), uploads it if
+/// needed, and puts the file entry at `dest`. Returns whether the tree changed.
+pub(crate) async fn store_file<R: Remote>(
+    snapshot: &mut Snapshot<'_, R>,
+    dest: &SpacePath,
+    manifest: Manifest,
+    mtime: Timestamp,
+    mode: u32,
+    progress: &dyn Progress,
+    stats: &mut TransferStats,
+) -> Result<bool> {
+    let (reference, sealed) = resolve_manifest(snapshot, dest, &manifest, progress).await?;
+    if let Some(sealed) = sealed {
+        let (blobs, bytes) =
+            upload_blobs(snapshot.remote(), snapshot.space(), vec![sealed]).await?;
+        stats.blobs_sent += blobs;
+        stats.bytes_sent += bytes;
+    }
     snapshot
-        .insert_file(dest, reference, size, mtime, mode)
+        .insert_file(dest, reference, manifest.file_size, mtime, mode)
         .await
 }
 
@@ -291,7 +305,7 @@ pub async fn put_tree<R: Remote>(
     let total: u64 = plan.items.iter().map(LocalItem::size).sum();
     progress.on_start(total, estimate_chunks(total));
     let mut stats = TransferStats::default();
-    let mut files: Vec<(PathBuf, SpacePath, Timestamp, u32)> = Vec::new();
+    let mut files: Vec<(PathBuf, SpacePath, Timestamp, u32, u64)> = Vec::new();
     for item in plan.items {
         match item {
             LocalItem::Dir { dest, mtime } => {
@@ -324,15 +338,21 @@ pub async fn put_tree<R: Remote>(
                 dest,
                 mtime,
                 mode,
-                ..
+                size,
             } => {
-                files.push((local, dest, mtime, mode));
+                files.push((local, dest, mtime, mode, size));
             }
         }
     }
+    let (small, large): (Vec<_>, Vec<_>) = files
+        .into_iter()
+        .partition(|(_, _, _, _, size)| *size <= SMALL_FILE);
+    put_small_files(snapshot, keys, small, progress, &mut stats).await?;
     let (remote, space) = (snapshot.remote(), *snapshot.space());
     let mut window = Window::new();
-    let mut queue = files.into_iter();
+    let mut queue = large
+        .into_iter()
+        .map(|(local, dest, mtime, mode, _)| (local, dest, mtime, mode));
     loop {
         while window.len() < FILE_CONCURRENCY {
             let Some((local, dest, mtime, mode)) = queue.next() else {
@@ -367,4 +387,154 @@ pub async fn put_tree<R: Remote>(
         }
     }
     Ok(stats)
+}
+
+/// A small file of a tree upload.
+type SmallFile = (PathBuf, SpacePath, Timestamp, u32, u64);
+
+/// What a group upload made of one file: its manifest (chunks uploaded), or why it failed.
+type GroupOutcome = (SmallFile, Result<Manifest>);
+
+/// Reads, chunks and seals every file of a group (blocking): per file, its sealed chunks or the
+/// error that stopped it.
+fn seal_group(keys: &ChunkKeys, files: &[SmallFile]) -> Vec<Result<Vec<(ChunkRef, SealedBlob)>>> {
+    files
+        .iter()
+        .map(|(local, ..)| {
+            let file = std::fs::File::open(local)?;
+            Chunker::new(file, &keys.seed)
+                .map(|chunk| {
+                    let chunk = chunk?;
+                    Ok(seal_chunk(&keys.convergence, &chunk.data)?)
+                })
+                .collect::<Result<Vec<_>>>()
+        })
+        .collect()
+}
+
+/// Uploads the chunks of one group of small files: sealed on a blocking thread, one `missing`
+/// query for all their chunks, the absent ones sent in blob batches. Returns each file's
+/// manifest (not yet sealed or uploaded) or its error.
+async fn upload_group<R: Remote>(
+    remote: &R,
+    space: &SpaceId,
+    keys: &ChunkKeys,
+    files: Vec<SmallFile>,
+    progress: &dyn Progress,
+) -> Result<(Vec<GroupOutcome>, TransferStats)> {
+    let mut stats = TransferStats::default();
+    let group_keys = keys.clone();
+    let (files, sealed) = tokio::task::spawn_blocking(move || {
+        let sealed = seal_group(&group_keys, &files);
+        (files, sealed)
+    })
+    .await
+    .map_err(join_error)?;
+    let mut ids = Vec::new();
+    let mut seen = HashSet::new();
+    for (reference, _) in sealed.iter().flatten().flatten() {
+        if seen.insert(reference.id) {
+            ids.push(reference.id);
+        }
+    }
+    let mut absent = missing(remote, space, &ids).await?;
+    let mut outcomes = Vec::with_capacity(files.len());
+    let mut to_send = Vec::new();
+    for (file, result) in files.into_iter().zip(sealed) {
+        let chunks = match result {
+            Ok(chunks) => chunks,
+            Err(error) => {
+                outcomes.push((file, Err(error)));
+                continue;
+            }
+        };
+        let mut refs = Vec::with_capacity(chunks.len());
+        for (reference, blob) in chunks {
+            let length = u64::from(reference.length);
+            stats.chunks += 1;
+            stats.bytes += length;
+            // `remove` also skips a repeat of a chunk already queued in this group.
+            if absent.remove(&reference.id) {
+                stats.chunks_sent += 1;
+                to_send.push((reference.id, blob.into_bytes()));
+            }
+            progress.on_chunk_done(length);
+            refs.push(reference);
+        }
+        outcomes.push((file, Manifest::from_chunks(refs).map_err(Error::from)));
+    }
+    let (blobs, bytes) = send_blobs(remote, space, to_send).await?;
+    stats.blobs_sent += blobs;
+    stats.bytes_sent += bytes;
+    Ok((outcomes, stats))
+}
+
+/// Uploads the small files of a tree in groups ([`GROUP_BYTES`], up to [`GROUPS_IN_FLIGHT`] at
+/// once), then puts their entries into the snapshot; new manifests go up in blob batches too.
+/// A file that cannot be read is skipped with a warning. Every blob is durable at the gateway
+/// before this returns.
+async fn put_small_files<R: Remote>(
+    snapshot: &mut Snapshot<'_, R>,
+    keys: &ChunkKeys,
+    files: Vec<SmallFile>,
+    progress: &dyn Progress,
+    stats: &mut TransferStats,
+) -> Result<()> {
+    let (remote, space) = (snapshot.remote(), *snapshot.space());
+    let mut queue = groups(files, |(.., size)| *size).into_iter();
+    let mut window = Window::new();
+    let mut manifests: Vec<SealedBlob> = Vec::new();
+    let mut manifest_bytes = 0usize;
+    loop {
+        while window.len() < GROUPS_IN_FLIGHT {
+            let Some(group) = queue.next() else { break };
+            window.push(upload_group(remote, &space, keys, group, progress));
+        }
+        let Some(done) = window.next_in_order().await else {
+            break;
+        };
+        let (outcomes, group_stats) = match done {
+            Ok(done) => done,
+            Err(error) => {
+                // Let the groups in flight finish rather than drop them mid-request.
+                while window.next_any().await.is_some() {}
+                return Err(error);
+            }
+        };
+        stats.add(&group_stats);
+        for ((local, dest, mtime, mode, _), result) in outcomes {
+            match result {
+                Ok(manifest) => {
+                    stats.files += 1;
+                    let (reference, sealed) =
+                        resolve_manifest(snapshot, &dest, &manifest, progress).await?;
+                    if let Some(sealed) = sealed {
+                        manifest_bytes += sealed.as_bytes().len();
+                        manifests.push(sealed);
+                    }
+                    snapshot
+                        .insert_file(&dest, reference, manifest.file_size, mtime, mode)
+                        .await?;
+                    progress.on_file_done(&local.display().to_string());
+                }
+                Err(Error::Io(error)) => {
+                    warn(progress, format!("{}: {error}; skipped", local.display()));
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        if manifest_bytes >= GROUP_BYTES as usize || manifests.len() >= GROUP_FILES {
+            let (blobs, bytes) =
+                upload_blobs(remote, &space, std::mem::take(&mut manifests)).await?;
+            stats.blobs_sent += blobs;
+            stats.bytes_sent += bytes;
+            manifest_bytes = 0;
+        }
+    }
+    if !manifests.is_empty() {
+        let (blobs, bytes) = upload_blobs(remote, &space, manifests).await?;
+        stats.blobs_sent += blobs;
+        stats.bytes_sent += bytes;
+    }
+    Ok(())
 }
