@@ -125,7 +125,9 @@ if [ "${SKIP_PEERS:-0}" != 1 ] || [ "${REST_TREE:-0}" = 1 ]; then
             RS_RESTORE_LINE=$(awk -v b="$DS" -v w="$w" -v k="$m" 'BEGIN{printf "restic-rest-https-restore-dataset %.1f %.1f", b/w/1e6, k/1024}')
             say "$RS_RESTORE_LINE"
             diff -rq "$DATA/dataset" "$W/rs-restore$DATA/dataset" >/dev/null || say "WARN restic REST dataset restore mismatch"
-            rm -rf "$W/rs-restore"
+            # Kept until the exit cleanup: deleting 20,000 files right before the coffre steps
+            # would slow their file creation (ext4 without a journal skips recently freed inodes
+            # one by one when allocating, for up to several minutes).
         else
             say "WARN restic init on REST failed"
         fi

@@ -633,8 +633,33 @@ fn memory_backends_conform() {
 #[test]
 fn file_and_sled_blobs_batches_conform_and_persist() {
     let dir = tempfile::tempdir().unwrap();
-    blob_batch_suite(&FileBlobs::open(dir.path()).unwrap());
+    let store = FileBlobs::open(dir.path()).unwrap();
+    blob_batch_suite(&store);
+    // No temporary name is left next to the blobs; a crash leftover is skipped, then deleted
+    // at the next open.
+    let fan = store.path_of(&space_id(3), &blob_id(1));
+    let fan = fan.parent().unwrap();
+    let names: Vec<String> = std::fs::read_dir(fan)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().all(|name| !name.ends_with(".tmp")),
+        "{names:?}"
+    );
+    let leftover = fan.join(".0101.77.3.tmp");
+    std::fs::write(&leftover, b"interrupted").unwrap();
+    let mut count = 0;
+    store
+        .for_each(&mut |_, _, _| {
+            count += 1;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(count, 40, "a batch temporary file is not a blob");
+    drop(store);
     let reopened = FileBlobs::open(dir.path()).unwrap();
+    assert!(!leftover.exists(), "removed at open");
     blob_batch_persisted(&reopened);
     assert!(
         std::fs::read_dir(dir.path().join("blobs/tmp"))

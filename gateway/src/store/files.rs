@@ -13,6 +13,11 @@
 //! no-replace primitive. On a filesystem without hard links, commit falls back to rename after an
 //! existence check, which can only race with a concurrent writer of the same id.)
 //!
+//! **Batches** ([`BlobStore::put_many`]) write the same way with the syncs shared by the batch
+//! (see there); their temporary files sit next to the final names (`.<blob hex>.<pid>.<n>.tmp`
+//! in the fan-out directory, never a valid blob name), which the walk skips and
+//! [`FileBlobs::open`] deletes.
+//!
 //! **What a crash leaves.** A final name appears only after its content is on stable storage, so
 //! after a crash every visible blob is complete; a crash mid-write leaves at most a file in
 //! `tmp/`, and [`FileBlobs::open`] deletes everything there. A crash between the link and the
@@ -117,7 +122,7 @@ impl FileBlobs {
             shared: Arc::new(shared),
         };
         let mut total = 0;
-        blobs.walk(&mut |_, _, metadata| {
+        blobs.walk(true, &mut |_, _, metadata| {
             total += allocated(metadata);
             Ok(())
         })?;
@@ -132,8 +137,11 @@ impl FileBlobs {
     }
 
     /// Visits every well-named blob file; anything else under `blobs/` is skipped with a warning.
+    /// Temporary files of batch writes ([`is_batch_tmp`]) are skipped silently, or deleted when
+    /// `clean` (at open, when no write can be in progress).
     fn walk(
         &self,
+        clean: bool,
         visit: &mut dyn FnMut(&SpaceId, &BlobId, &fs::Metadata) -> Result<()>,
     ) -> Result<()> {
         for space_entry in fs::read_dir(&self.shared.root)? {
@@ -159,6 +167,13 @@ impl FileBlobs {
                 for blob_entry in fs::read_dir(fan_entry.path())? {
                     let blob_entry = blob_entry?;
                     let name = blob_entry.file_name();
+                    if name.to_str().is_some_and(is_batch_tmp) {
+                        if clean {
+                            fs::remove_file(blob_entry.path())?;
+                            tracing::info!(path = %blob_entry.path().display(), "removed an interrupted batch write");
+                        }
+                        continue;
+                    }
                     let blob = name.to_str().and_then(|n| BlobId::from_hex(n).ok());
                     match blob {
                         Some(blob) if self.path_of(&space, &blob) == blob_entry.path() => {
@@ -318,7 +333,23 @@ impl Drop for TmpFiles {
     }
 }
 
+/// Whether a name in a fan-out directory is the temporary file of a batch write
+/// (`.<blob hex>.<pid>.<n>.tmp`, see [`FileBlobs::batch_tmp_path`]).
+fn is_batch_tmp(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp")
+}
+
 impl FileBlobs {
+    /// The temporary name of a batch write: next to its final name, so that the writes of a
+    /// batch spread over the fan-out directories instead of all contending for the lock of
+    /// `tmp/` (measured: 11% of the gateway's CPU spinning on it). Leftovers of a crash are
+    /// deleted at the next open.
+    fn batch_tmp_path(&self, final_path: &Path, blob: &BlobId) -> PathBuf {
+        let n = self.shared.next_tmp.fetch_add(1, Ordering::Relaxed);
+        let name = format!(".{}.{}.{n}.tmp", blob.to_hex(), std::process::id());
+        final_path.with_file_name(name)
+    }
+
     fn tmp_path(&self, space: &SpaceId, blob: &BlobId) -> PathBuf {
         let n = self.shared.next_tmp.fetch_add(1, Ordering::Relaxed);
         let name = format!(
@@ -333,7 +364,8 @@ impl FileBlobs {
 
 impl BlobStore for FileBlobs {
     /// The durable write of the module docs, with the syncs shared by the whole batch: every
-    /// body is written to its temporary file, all the files are fsynced (in parallel, so the
+    /// body is written to a temporary file next to its final name (`.<blob>.<pid>.<n>.tmp`, in
+    /// the fan-out directory), all the files are fsynced (in parallel, so the
     /// filesystem can group them into few journal commits), then each is hard-linked to its final
     /// name, and each final directory touched is fsynced once (also in parallel). Only then does
     /// this return; a crash before leaves at most temporary files (cleaned at open) and blobs
@@ -342,11 +374,12 @@ impl BlobStore for FileBlobs {
         let mut tmp = TmpFiles(Vec::with_capacity(blobs.len()));
         let mut pending = Vec::with_capacity(blobs.len());
         for (blob, bytes) in blobs {
+            // An existing blob is kept as it is: the hard link below refuses to replace it.
             let final_path = self.path_of(space, blob);
-            if final_path.try_exists()? {
-                continue; // Kept as it is: never replaced.
-            }
-            let tmp_path = self.tmp_path(space, blob);
+            // The final path always has a parent: it is `<root>/<space>/<fan>/<blob>`.
+            self.shared
+                .ensure_dir(final_path.parent().unwrap_or(&self.shared.root))?;
+            let tmp_path = self.batch_tmp_path(&final_path, blob);
             let mut file = File::options()
                 .write(true)
                 .create_new(true)
@@ -359,9 +392,7 @@ impl BlobStore for FileBlobs {
         let mut dirs: Vec<PathBuf> = Vec::new();
         let mut added = 0u64;
         for (file, tmp_path, final_path) in &pending {
-            // The final path always has a parent: it is `<root>/<space>/<fan>/<blob>`.
             let dir = final_path.parent().unwrap_or(&self.shared.root);
-            self.shared.ensure_dir(dir)?;
             let created = match fs::hard_link(tmp_path, final_path) {
                 Ok(()) => true,
                 Err(error) if error.kind() == io::ErrorKind::AlreadyExists => false,
@@ -447,7 +478,9 @@ impl BlobStore for FileBlobs {
     }
 
     fn for_each(&self, visit: &mut dyn FnMut(&SpaceId, &BlobId, u64) -> Result<()>) -> Result<()> {
-        self.walk(&mut |space, blob, metadata| visit(space, blob, metadata.len()))
+        self.walk(false, &mut |space, blob, metadata| {
+            visit(space, blob, metadata.len())
+        })
     }
 
     fn disk_bytes(&self) -> Result<u64> {
