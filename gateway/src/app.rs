@@ -18,6 +18,10 @@ use crate::service::ratelimit::RateLimiter;
 use crate::service::spaces::LogCache;
 use crate::store::{BlobStore, MetaStore};
 
+/// Blob batch requests whose bodies or answers may be in memory at once (see
+/// [`App::batch_permits`]); further ones wait for a permit before reading their body.
+pub const MAX_BATCHES_IN_MEMORY: usize = 4;
+
 /// Milliseconds since the Unix epoch; replaceable in tests to move time forward.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
@@ -51,6 +55,9 @@ pub struct App {
     pub(crate) space_locks: SpaceLocks,
     /// Verified membership logs, checked against the stored length on every use.
     pub(crate) logs: LogCache,
+    /// Blob batches held in memory at once (`blobs/batch` bodies, `blobs/fetch` answers), each
+    /// up to `limits.max_batch_bytes`: bounds the memory batches can take.
+    pub(crate) batch_permits: tokio::sync::Semaphore,
     clock: Clock,
 }
 
@@ -86,6 +93,7 @@ impl App {
             last_purge_ms: AtomicU64::new(0),
             space_locks: SpaceLocks::default(),
             logs: LogCache::default(),
+            batch_permits: tokio::sync::Semaphore::new(MAX_BATCHES_IN_MEMORY),
             clock,
         }
     }

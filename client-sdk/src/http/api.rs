@@ -176,7 +176,8 @@ impl HttpClient {
     }
 
     /// `POST /v1/spaces/{id}/blobs/batch`: stores several envelopes in one request (idempotent,
-    /// retried); the gateway answers once all of them are durable.
+    /// retried); the gateway answers once all of them are durable. A gateway without the
+    /// endpoint (405) gets one `PUT` per blob instead.
     pub async fn put_blob_batch(
         &self,
         space: &SpaceId,
@@ -204,13 +205,27 @@ impl HttpClient {
             idempotent: true,
             max_response: MAX_JSON_RESPONSE,
         };
-        let reply = self.call(&call).await?.map_err(Refusal::into_error)?;
-        decode_json(&reply.body)
+        match self.call(&call).await? {
+            Ok(reply) => decode_json(&reply.body),
+            // A gateway from before blob batches answers 405 on this path: one PUT per blob.
+            Err(refusal) if refusal.status == StatusCode::METHOD_NOT_ALLOWED => {
+                for (id, bytes) in blobs {
+                    self.put_blob_bytes(space, id, Bytes::from(bytes.clone()))
+                        .await?;
+                }
+                Ok(BatchPutResponse {
+                    stored: blobs.len() as u64,
+                    present: 0,
+                })
+            }
+            Err(refusal) => Err(refusal.into_error()),
+        }
     }
 
     /// `POST /v1/spaces/{id}/blobs/fetch`: a non-empty prefix of `ids` with their envelopes,
     /// unverified (the caller checks each hash). The framing, the count and the ids are checked
-    /// here: a gateway answering other ids, in another order, or none, is refused.
+    /// here: a gateway answering other ids, in another order, or none, is refused. A gateway
+    /// without the endpoint (405) gets one `GET` (the answer is then the first blob).
     pub async fn fetch_blobs(
         &self,
         space: &SpaceId,
@@ -237,7 +252,16 @@ impl HttpClient {
             idempotent: true,
             max_response,
         };
-        let reply = self.call(&call).await?.map_err(Refusal::into_error)?;
+        let reply = match self.call(&call).await? {
+            Ok(reply) => reply,
+            // A gateway from before blob batches answers 405 on this path: one GET.
+            Err(refusal) if refusal.status == StatusCode::METHOD_NOT_ALLOWED => {
+                let first = ids[0];
+                let bytes = self.get_blob_bytes(space, &first).await?;
+                return Ok(vec![(first, bytes.to_vec())]);
+            }
+            Err(refusal) => return Err(refusal.into_error()),
+        };
         let records = batch::decode(&reply.body, MAX_BLOB_BYTES).map_err(|error| {
             Error::Protocol(format!("the gateway sent a bad blob batch: {error}"))
         })?;

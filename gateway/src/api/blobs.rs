@@ -157,9 +157,16 @@ pub(crate) async fn put_batch(ctx: &mut Ctx, space: SpaceId) -> Result<Response<
     roles::require(&ctx.app, &caller, space, roles::WRITER).await?;
     require_media_type(&ctx.parts, "application/octet-stream")?;
     let limit = ctx.app.config.limits.max_batch_bytes;
+    // Refuse a declared oversize body before waiting for a permit.
+    check_declared(&ctx.parts, limit)?;
+    let app = std::sync::Arc::clone(&ctx.app);
+    let _permit = app
+        .batch_permits
+        .acquire()
+        .await
+        .map_err(|_| Error::Unavailable)?;
     let body = read_limited(ctx, limit).await?;
     let max_blob = ctx.app.config.limits.max_blob_bytes;
-    let app = std::sync::Arc::clone(&ctx.app);
     // Shared with other uploads, exclusive of a prune (see `put`).
     let _shared = app.space_locks.upload(&space).await;
     let now = app.now_ms();
@@ -268,10 +275,17 @@ pub(crate) async fn fetch(ctx: &mut Ctx, space: SpaceId) -> Result<Response<Resp
         return Err(Error::BadRequest("an id appears twice".into()));
     }
     let limit = ctx.app.config.limits.max_batch_bytes;
+    let max_blob = ctx.app.config.limits.max_blob_bytes;
     let (meta_store, blob_store) = (
         std::sync::Arc::clone(&ctx.app.meta),
         std::sync::Arc::clone(&ctx.app.blobs),
     );
+    let app = std::sync::Arc::clone(&ctx.app);
+    let _permit = app
+        .batch_permits
+        .acquire()
+        .await
+        .map_err(|_| Error::Unavailable)?;
     let body = blocking(move || {
         let mut out = Vec::new();
         for id in &request.ids {
@@ -288,7 +302,9 @@ pub(crate) async fn fetch(ctx: &mut Ctx, space: SpaceId) -> Result<Response<Resp
             let mut reader = blob_store.open(&space, &blob)?.ok_or_else(|| {
                 Error::Corrupt(format!("blob {space}/{blob} is indexed but has no body"))
             })?;
-            let mut bytes = Vec::with_capacity(usize::try_from(meta.size).unwrap_or(0));
+            // The index's size is only a hint for the allocation: at most one blob's limit.
+            let hint = meta.size.min(max_blob);
+            let mut bytes = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
             reader
                 .body
                 .by_ref()
