@@ -16,6 +16,13 @@
 //! (tampering, a dropped blob, a full disk) removes the temporary file: no partial or unverified
 //! destination is ever left.
 //!
+//! Trees of small files ([`put_tree`], [`get_tree`] for files up to [`SMALL_FILE`]): per-file
+//! requests and fsyncs, not bytes, are the cost there, so files move in groups of about
+//! [`GROUP_BYTES`] (see `files/batch.rs`): one `missing` query per group, chunks and manifests in
+//! blob batches (`POST …/blobs/batch`, made durable by the gateway with one group sync), chunks
+//! fetched in batches (`POST …/blobs/fetch`), and downloaded files fsynced together before they
+//! are renamed into place. Memory: a few groups in flight, each a few MiB.
+//!
 //! Local trees: symlinks are stored as symlink entries and never followed (neither on upload nor
 //! download); special files (devices, sockets, FIFOs) and names that are not valid UTF-8 entry
 //! names are skipped with a warning through [`Progress::on_warning`].
