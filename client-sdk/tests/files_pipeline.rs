@@ -472,6 +472,29 @@ async fn files_small_file_tree_round_trips_in_batches() {
     // Identical small files share one chunk blob.
     assert_eq!(stats.chunks_sent + 3, stats.chunks, "{stats:?}");
 
+    // The same tree again: nothing is sent, the previous manifests are fetched in batches (not
+    // one request per file), and there is nothing to commit.
+    world.remote.reset_stats();
+    let (head, mut snapshot) = history.head_snapshot().await.unwrap();
+    let again = put_tree(&mut snapshot, &keys, &src, &path("/t"), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!((again.files, again.blobs_sent), (2001, 0), "{again:?}");
+    let same = world.remote.stats();
+    println!("put the same 2,001 files again: {same:?}");
+    assert_eq!(same.put_blob_calls + same.put_batch_calls, 0, "{same:?}");
+    assert!(
+        same.get_blob_calls + same.get_batch_calls < 60,
+        "far fewer requests than files: {same:?}"
+    );
+    assert!(
+        history
+            .commit(head.as_ref(), &mut snapshot, "same")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
     // Another device reads it back, byte for byte, also in batches.
     let bob = world.history(&world.bob);
     let (_, mut snapshot) = bob.head_snapshot().await.unwrap();

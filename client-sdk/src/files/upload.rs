@@ -1,7 +1,7 @@
 //! The upload pipeline: chunk and seal on a blocking thread, ask which chunks are missing, send
 //! only those, then seal the manifest and put the entry into the snapshot.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,11 +9,13 @@ use std::sync::Arc;
 use coffre_crypto::chunker::{AVG_CHUNK_SIZE, Chunker, chunk_slice, seal_chunk};
 use coffre_crypto::dirnode::Timestamp;
 use coffre_crypto::envelope::{BlobRef, SealedBlob};
-use coffre_crypto::keys::SpaceId;
+use coffre_crypto::keys::{BlobId, SpaceId};
 use coffre_crypto::manifest::{ChunkRef, Manifest};
 use tokio::sync::mpsc;
 
-use super::batch::{GROUP_BYTES, GROUP_FILES, GROUPS_IN_FLIGHT, SMALL_FILE, groups, send_blobs};
+use super::batch::{
+    GROUP_BYTES, GROUP_FILES, GROUPS_IN_FLIGHT, SMALL_FILE, fetch_blobs, groups, send_blobs,
+};
 use super::walk::{LocalItem, local_meta, walk};
 use super::window::Window;
 use super::{
@@ -142,17 +144,24 @@ fn record((length, sent): (u64, u64), progress: &dyn Progress, stats: &mut Trans
 
 /// The manifest reference to put at `dest`: the existing one if the file there has the same
 /// chunks (nothing to upload), else `manifest` freshly sealed, with the sealed blob to upload.
+/// `prefetched` may hold the envelope of the existing file's manifest (fetched in a batch with
+/// others); otherwise it is fetched here.
 async fn resolve_manifest<R: Remote>(
     snapshot: &mut Snapshot<'_, R>,
     dest: &SpacePath,
     manifest: &Manifest,
     progress: &dyn Progress,
+    prefetched: &HashMap<BlobId, Vec<u8>>,
 ) -> Result<(BlobRef, Option<SealedBlob>)> {
     let remote = snapshot.remote();
     let space = *snapshot.space();
     let existing = match snapshot.file(dest).await {
         Ok(file) if file.size == manifest.file_size => {
-            match remote.get_blob(&space, &file.manifest.id).await {
+            let bytes = match prefetched.get(&file.manifest.id) {
+                Some(bytes) => Ok(bytes.clone()),
+                None => remote.get_blob(&space, &file.manifest.id).await,
+            };
+            match bytes {
                 Ok(bytes) => match Manifest::open(&file.manifest, &bytes) {
                     Ok(old) if old == *manifest => Some(file.manifest),
                     Ok(_) => None,
@@ -199,7 +208,8 @@ pub(crate) async fn store_file<R: Remote>(
     progress: &dyn Progress,
     stats: &mut TransferStats,
 ) -> Result<bool> {
-    let (reference, sealed) = resolve_manifest(snapshot, dest, &manifest, progress).await?;
+    let (reference, sealed) =
+        resolve_manifest(snapshot, dest, &manifest, progress, &HashMap::new()).await?;
     if let Some(sealed) = sealed {
         let (blobs, bytes) =
             upload_blobs(snapshot.remote(), snapshot.space(), vec![sealed]).await?;
@@ -546,11 +556,33 @@ async fn put_small_files<R: Remote>(
         if failure.is_some() {
             continue;
         }
+        // Files already in the snapshot with the same size: their manifests are compared with
+        // the new ones (an unchanged file keeps its entry); fetch them in batches rather than
+        // one request each. If that fails, each is fetched (and reported) on its own below.
+        let mut previous = Vec::new();
+        let mut seen = HashSet::new();
+        for ((_, dest, ..), result) in &outcomes {
+            if let Ok(manifest) = result
+                && let Ok(file) = snapshot.file(dest).await
+                && file.size == manifest.file_size
+                && seen.insert(file.manifest.id)
+            {
+                previous.push(file.manifest.id);
+            }
+        }
+        let prefetched = if previous.is_empty() {
+            HashMap::new()
+        } else {
+            fetch_blobs(remote, space, &previous)
+                .await
+                .unwrap_or_default()
+        };
         for ((local, dest, mtime, mode, _), result) in outcomes {
             let stored = match result {
                 Ok(manifest) => {
                     stats.files += 1;
-                    match resolve_manifest(snapshot, &dest, &manifest, progress).await {
+                    match resolve_manifest(snapshot, &dest, &manifest, progress, &prefetched).await
+                    {
                         Ok((reference, sealed)) => {
                             if let Some(sealed) = sealed {
                                 manifest_bytes += sealed.as_bytes().len();
