@@ -229,3 +229,40 @@ async fn http_blob_batches_round_trip_and_refuse_a_bad_hash() {
     assert_eq!(missing.len(), 2);
     gateway.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_many_concurrent_batches_on_one_connection_complete() {
+    use coffre_crypto::envelope::blob_id;
+    use coffre_sdk::remote::Remote;
+
+    // Regression: with the handler waiting for a permit before reading its body, unread HTTP/2
+    // bodies took the whole connection window and every stream stalled until the timeout.
+    let gateway = Gateway::start(Duration::from_secs(3600)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path().join("alice"));
+    let client = Client::create_account(&home, &gateway.url, gateway.trust(), "alice", pass("pw"))
+        .await
+        .unwrap();
+    let space = *client.create_space("Concurrent").await.unwrap().id();
+    let mut tasks = Vec::new();
+    for n in 0..10u8 {
+        let http = client.http().clone();
+        tasks.push(tokio::spawn(async move {
+            let blobs: Vec<_> = (0..3u8)
+                .map(|k| {
+                    let bytes = vec![n.wrapping_mul(7) ^ k; 1024 * 1024 - usize::from(k)];
+                    (blob_id(&bytes), bytes)
+                })
+                .collect();
+            http.put_blobs(&space, blobs).await
+        }));
+    }
+    let all = tokio::time::timeout(Duration::from_secs(60), async {
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+    })
+    .await;
+    assert!(all.is_ok(), "concurrent batches stalled");
+    gateway.stop().await;
+}

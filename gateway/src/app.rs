@@ -18,8 +18,7 @@ use crate::service::ratelimit::RateLimiter;
 use crate::service::spaces::LogCache;
 use crate::store::{BlobStore, MetaStore};
 
-/// Blob batch requests whose bodies or answers may be in memory at once (see
-/// [`App::batch_permits`]); further ones wait for a permit before reading their body.
+/// `blobs/fetch` answers assembled at once (see [`App::batch_permits`]); further ones wait.
 pub const MAX_BATCHES_IN_MEMORY: usize = 4;
 
 /// Milliseconds since the Unix epoch; replaceable in tests to move time forward.
@@ -55,8 +54,9 @@ pub struct App {
     pub(crate) space_locks: SpaceLocks,
     /// Verified membership logs, checked against the stored length on every use.
     pub(crate) logs: LogCache,
-    /// Blob batches held in memory at once (`blobs/batch` bodies, `blobs/fetch` answers), each
-    /// up to `limits.max_batch_bytes`: bounds the memory batches can take.
+    /// `blobs/fetch` answers being assembled at once, each up to `limits.max_batch_bytes`.
+    /// (Not used for `blobs/batch` bodies: waiting before reading a body can stall an HTTP/2
+    /// connection, see `api::blobs::put_batch`.)
     pub(crate) batch_permits: tokio::sync::Semaphore,
     clock: Clock,
 }

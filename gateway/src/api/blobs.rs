@@ -157,15 +157,12 @@ pub(crate) async fn put_batch(ctx: &mut Ctx, space: SpaceId) -> Result<Response<
     roles::require(&ctx.app, &caller, space, roles::WRITER).await?;
     require_media_type(&ctx.parts, "application/octet-stream")?;
     let limit = ctx.app.config.limits.max_batch_bytes;
-    // Refuse a declared oversize body before waiting for a permit.
-    check_declared(&ctx.parts, limit)?;
-    let app = std::sync::Arc::clone(&ctx.app);
-    let _permit = app
-        .batch_permits
-        .acquire()
-        .await
-        .map_err(|_| Error::Unavailable)?;
+    // Read at once, never after waiting on anything other requests hold: on HTTP/2 an unread
+    // body keeps its share of the connection's flow-control window, so a handler that waits
+    // (say, for a permit held by a request whose body is stuck behind it) before reading can
+    // stall every stream of the connection.
     let body = read_limited(ctx, limit).await?;
+    let app = std::sync::Arc::clone(&ctx.app);
     let max_blob = ctx.app.config.limits.max_blob_bytes;
     // Shared with other uploads, exclusive of a prune (see `put`).
     let _shared = app.space_locks.upload(&space).await;
