@@ -21,10 +21,12 @@
 # MB/s = 10^6 bytes / wall second (as peers.sh). One table on stdout at the end.
 #
 # Environment: DATA (default /tmp/perfdata), PEER_RUNS (default 1), SKIP_PEERS=1 (coffre only),
+# REST_TREE=1 (with SKIP_PEERS=1: still run (b), the restic REST backup and restore of the tree),
 # COFFRE_BENCH_DIR (parent of the temp dir; default /var/tmp, must be on DATA's filesystem),
 # STEP_TIMEOUT (seconds per coffre step, default 900), GW_CONFIG_TOML (TOML text given to the
 # gateway with --config, e.g. 'rate_per_account = 1e6' to lift the per-account request limit, whose
-# default of 200 requests/s bounds tree transfers), SKIP_BIG=1 (only the 20k-file steps).
+# default of 200 requests/s bounds tree transfers), SKIP_BIG=1 (only the 20k-file steps),
+# COFFRE_BIN_DIR (use the coffre and coffre-gateway binaries there instead of building).
 # Cleans up on every exit path: stops the gateway / rclone / sampler by PID, removes temp dirs.
 set -uo pipefail
 
@@ -94,8 +96,8 @@ say "scratch $W on $(df --output=source,fstype,target "$W" | tail -1 | tr -s ' '
 warm() { find "$@" -type f -exec cat {} + >/dev/null; }
 
 # ---------- (b) restic over REST, 20k-file tree (peers.sh measures it only locally) ----------
-RS_LINE="" RS_SRV=""
-if [ "${SKIP_PEERS:-0}" != 1 ]; then
+RS_LINE="" RS_SRV="" RS_RESTORE_LINE=""
+if [ "${SKIP_PEERS:-0}" != 1 ] || [ "${REST_TREE:-0}" = 1 ]; then
     RPORT=18544
     if (exec 3<>/dev/tcp/127.0.0.1/"$RPORT") 2>/dev/null; then say "port $RPORT busy; skipping restic REST dataset"
     else
@@ -116,6 +118,16 @@ if [ "${SKIP_PEERS:-0}" != 1 ]; then
             RS_LINE=$(awk -v b="$DS" -v w="$w" -v k="$m" 'BEGIN{printf "restic-rest-https-backup-dataset %.1f %.1f", b/w/1e6, k/1024}')
             RS_SRV=$(awk '/VmHWM/{printf "%.1f", $2/1024}' /proc/"$RS_PID"/status)
             say "$RS_LINE (server $RS_SRV MiB)"
+            warm "$W/rest-root"
+            /usr/bin/time -f '%e %M' -o "$W/t.rs" timeout 1800 $RS restore latest --target "$W/rs-restore" >>"$W/restic.log" 2>&1 \
+                || say "WARN restic REST dataset restore failed"
+            read -r w m <"$W/t.rs"
+            RS_RESTORE_LINE=$(awk -v b="$DS" -v w="$w" -v k="$m" 'BEGIN{printf "restic-rest-https-restore-dataset %.1f %.1f", b/w/1e6, k/1024}')
+            say "$RS_RESTORE_LINE"
+            diff -rq "$DATA/dataset" "$W/rs-restore$DATA/dataset" >/dev/null || say "WARN restic REST dataset restore mismatch"
+            # Kept until the exit cleanup: deleting 20,000 files right before the coffre steps
+            # would slow their file creation (ext4 without a journal skips recently freed inodes
+            # one by one when allocating, for up to several minutes).
         else
             say "WARN restic init on REST failed"
         fi
@@ -124,9 +136,13 @@ if [ "${SKIP_PEERS:-0}" != 1 ]; then
 fi
 
 # ---------- (c) coffre ----------
-say "building release coffre + coffre-gateway"
-cargo build --release --locked --manifest-path "$ROOT/Cargo.toml" -p coffre-gateway -p coffre-cli >&2 \
-    || die "cargo build failed"
+if [ -n "${COFFRE_BIN_DIR:-}" ]; then
+    BIN=$COFFRE_BIN_DIR; say "using prebuilt binaries in $BIN"
+else
+    say "building release coffre + coffre-gateway"
+    cargo build --release --locked --manifest-path "$ROOT/Cargo.toml" -p coffre-gateway -p coffre-cli >&2 \
+        || die "cargo build failed"
+fi
 COFFRE="$BIN/coffre"; GATEWAY="$BIN/coffre-gateway"
 
 GW_ARGS=()
@@ -232,6 +248,7 @@ sync; warm "$W/gateway"
 step get-dataset "$COFFRE" --json get bench:/dataset "$W/out/ds"
 row coffre-get-dataset "$DS" "$S_WALL" "$S_RSS" "$S_GW_HWM" "$S_GW_SAMPLED" \
     "$(awk -v w="$S_WALL" 'BEGIN{printf "%.0f files/s", 20000/w}'); wall ${S_WALL}s; $S_REQ"
+GET_DS_MBS=$(awk -v w="$S_WALL" -v b="$DS" 'BEGIN{printf "%.1f", b/w/1e6}')
 diff -rq "$DATA/dataset" "$W/out/ds" >/dev/null || die "get dataset: content mismatch"
 rm -rf "$W/out/ds"
 
@@ -243,11 +260,12 @@ LOAD_AFTER=$(uptime)
     printf '%s\n' "---------------------------------------+-----------+------------+------------+------"
     awk -F'\t' '{printf "%-38s | %9s | %10s | %10s | %s\n", $1, $2, $3, $4, $5}' "$ROWS"
     # peers: "name MB/s rss" and "name:server - rss" (server VmHWM goes into the server column)
-    awk -v rsline="$RS_LINE" -v rssrv="$RS_SRV" -v runs="$PEER_RUNS" '
+    awk -v rsline="$RS_LINE" -v rssrv="$RS_SRV" -v rsrline="$RS_RESTORE_LINE" -v runs="$PEER_RUNS" '
         NF == 3 && $1 ~ /:server$/ { n = $1; sub(/:server$/, "", n); srv[n] = $3; next }
         NF == 3 { order[++k] = $1; mbs[$1] = $2; rss[$1] = $3 }
         END {
             if (rsline != "") { split(rsline, a, " "); order[++k] = a[1]; mbs[a[1]] = a[2]; rss[a[1]] = a[3]; srv[a[1]] = rssrv; extra[a[1]] = 1 }
+            if (rsrline != "") { split(rsrline, a, " "); order[++k] = a[1]; mbs[a[1]] = a[2]; rss[a[1]] = a[3]; extra[a[1]] = 1 }
             for (i = 1; i <= k; i++) { n = order[i]
                 note = (extra[n] ? "measured by this script (1 run)" : "peers.sh, RUNS=" runs)
                 if (n ~ /^openssl/) note = "single-core AEAD ceiling"
@@ -265,6 +283,7 @@ LOAD_AFTER=$(uptime)
     [ -n "$GET_BIG_MBS" ] && ratio "1GiB download coffre/restic(REST)" "$GET_BIG_MBS" "$(peer restic-rest-https-restore-1GiB)" 2
     ratio "20k files up  coffre/restic(REST)" "$PUT_DS_MBS" "$(echo "$RS_LINE" | awk '{print $2}')" 1
     ratio "20k files up  coffre/restic(local)" "$PUT_DS_MBS" "$(peer restic-local-backup-dataset)" 1
+    ratio "20k files down coffre/restic(REST)" "$GET_DS_MBS" "$(echo "$RS_RESTORE_LINE" | awk '{print $2}')" 1
     [ -n "$PUT_BIG_MBS" ] && awk -v g="$GW_BIG_PUT" -v gs="$GW_BIG_PUT_S" -v h="$GW_BIG_GET" -v hs="$GW_BIG_GET_S" -v c="$CL_BIG_PUT" -v d="$CL_BIG_GET" 'BEGIN{
         gm = g; if (gs > gm) gm = gs; if (h > gm) gm = h; if (hs > gm) gm = hs
         cm = (c > d) ? c : d

@@ -16,10 +16,18 @@
 //! (tampering, a dropped blob, a full disk) removes the temporary file: no partial or unverified
 //! destination is ever left.
 //!
+//! Trees of small files ([`put_tree`], [`get_tree`] for files up to [`SMALL_FILE`]): per-file
+//! requests and fsyncs, not bytes, are the cost there, so files move in groups of about
+//! [`GROUP_BYTES`] (see `files/batch.rs`): one `missing` query per group, chunks and manifests in
+//! blob batches (`POST …/blobs/batch`, made durable by the gateway with one group sync), chunks
+//! fetched in batches (`POST …/blobs/fetch`), and downloaded files fsynced together before they
+//! are renamed into place. Memory: a few groups in flight, each a few MiB.
+//!
 //! Local trees: symlinks are stored as symlink entries and never followed (neither on upload nor
 //! download); special files (devices, sockets, FIFOs) and names that are not valid UTF-8 entry
 //! names are skipped with a warning through [`Progress::on_warning`].
 
+mod batch;
 mod download;
 mod upload;
 mod walk;
@@ -32,13 +40,13 @@ use coffre_crypto::envelope::SealedBlob;
 use coffre_crypto::keys::{BlobId, EpochKey, SpaceId};
 use coffre_protocol::MAX_IDS_PER_REQUEST;
 
+pub use batch::{BATCH_BYTES, GROUP_BYTES, SMALL_FILE};
 pub use download::{get_file, get_tree};
 pub use upload::{put_file, put_reader, put_tree, upload_reader};
 
 use crate::error::Result;
 use crate::progress::Progress;
 use crate::remote::Remote;
-use window::Window;
 
 /// Blobs uploaded at once.
 pub const UPLOAD_CONCURRENCY: usize = 4;
@@ -111,7 +119,8 @@ pub async fn missing<R: Remote>(
     Ok(out)
 }
 
-/// Uploads freshly sealed manifests and directory nodes, a few at a time; returns
+/// Uploads freshly sealed manifests and directory nodes, small ones in blob batches (one
+/// request and one gateway group sync for many), a few requests at a time; returns
 /// `(blobs, bytes)` sent.
 ///
 /// Invariant: every blob here was just sealed under 32 fresh random bytes (FORMAT.md section 4),
@@ -124,30 +133,12 @@ pub async fn upload_blobs<R: Remote>(
     blobs: Vec<SealedBlob>,
 ) -> Result<(u64, u64)> {
     let mut queued = std::collections::HashSet::new();
-    let mut window = Window::new();
-    let (mut count, mut bytes) = (0u64, 0u64);
-    for blob in blobs {
-        if !queued.insert(blob.id()) {
-            continue;
-        }
-        if window.len() >= UPLOAD_CONCURRENCY
-            && let Some(result) = window.next_any().await
-        {
-            bytes += result?;
-            count += 1;
-        }
-        window.push(async move {
-            let id = blob.id();
-            let bytes = blob.into_bytes();
-            let len = bytes.len() as u64;
-            remote.put_blob(space, &id, bytes).await.map(|()| len)
-        });
-    }
-    while let Some(result) = window.next_any().await {
-        bytes += result?;
-        count += 1;
-    }
-    Ok((count, bytes))
+    let blobs = blobs
+        .into_iter()
+        .filter(|blob| queued.insert(blob.id()))
+        .map(|blob| (blob.id(), blob.into_bytes()))
+        .collect();
+    batch::send_blobs(remote, space, blobs).await
 }
 
 /// Reports through `progress` and returns `()`: shorthand for warnings.

@@ -35,6 +35,12 @@ pub struct RemoteStats {
     pub get_blob_calls: u64,
     /// `missing_blobs` calls.
     pub missing_calls: u64,
+    /// `put_blobs` calls (batches, accepted or not).
+    pub put_batch_calls: u64,
+    /// Blobs received by accepted `put_blobs` calls.
+    pub put_batch_blobs: u64,
+    /// `get_blobs` calls.
+    pub get_batch_calls: u64,
     /// `append_commit` calls.
     pub append_commit_calls: u64,
 }
@@ -165,6 +171,76 @@ impl Remote for MemoryRemote {
         let state = inner.spaces.get_mut(space).ok_or_else(|| no_space(space))?;
         state.blobs.insert(*id, envelope);
         Ok(())
+    }
+
+    async fn put_blobs(&self, space: &SpaceId, blobs: Vec<(BlobId, Vec<u8>)>) -> Result<()> {
+        let mut inner = lock(&self.inner);
+        inner.stats.put_batch_calls += 1;
+        if let Some(left) = inner.puts_left {
+            if left == 0 {
+                return Err(Error::Network("injected upload failure".into()));
+            }
+            inner.puts_left = Some(left - 1);
+        }
+        let size: usize = blobs
+            .iter()
+            .map(|(_, bytes)| coffre_protocol::batch::record_len(bytes.len()))
+            .sum();
+        let mut ids = HashSet::new();
+        if blobs.is_empty()
+            || blobs.len() > coffre_protocol::batch::MAX_BLOBS_PER_BATCH
+            || size as u64 > coffre_protocol::batch::MAX_BATCH_BYTES
+            || !blobs.iter().all(|(id, _)| ids.insert(*id))
+        {
+            return Err(Error::Protocol("bad blob batch".into()));
+        }
+        // Like the gateway: one bad blob refuses the whole batch.
+        if blobs.iter().any(|(id, bytes)| blob_id(bytes) != *id) {
+            return Err(Error::Protocol(
+                "hash_mismatch: the blob does not hash to its id".into(),
+            ));
+        }
+        if !inner.spaces.contains_key(space) {
+            return Err(no_space(space));
+        }
+        for (id, bytes) in blobs {
+            inner.stats.put_batch_blobs += 1;
+            inner.stats.put_blob_bytes += bytes.len() as u64;
+            inner.dropped.remove(&id);
+            if let Some(state) = inner.spaces.get_mut(space) {
+                state.blobs.insert(id, bytes);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_blobs(&self, space: &SpaceId, ids: &[BlobId]) -> Result<Vec<(BlobId, Vec<u8>)>> {
+        let mut inner = lock(&self.inner);
+        inner.stats.get_batch_calls += 1;
+        if ids.is_empty() || ids.len() > coffre_protocol::batch::MAX_BLOBS_PER_BATCH {
+            return Err(Error::Protocol("bad fetch".into()));
+        }
+        let inner = &*inner;
+        let state = inner.spaces.get(space).ok_or_else(|| no_space(space))?;
+        // Like the gateway: a prefix that fits in one batch (at least one blob).
+        let mut out = Vec::new();
+        let mut size = 0usize;
+        for id in ids {
+            if inner.dropped.contains(id) {
+                return Err(Error::NotFound(format!("no blob {id}")));
+            }
+            let served = inner.swapped.get(id).copied().unwrap_or(*id);
+            let bytes = state
+                .blobs
+                .get(&served)
+                .ok_or_else(|| Error::NotFound(format!("no blob {id}")))?;
+            size += coffre_protocol::batch::record_len(bytes.len());
+            if !out.is_empty() && size as u64 > coffre_protocol::batch::MAX_BATCH_BYTES {
+                break;
+            }
+            out.push((*id, bytes.clone()));
+        }
+        Ok(out)
     }
 
     async fn get_blob(&self, space: &SpaceId, id: &BlobId) -> Result<Vec<u8>> {

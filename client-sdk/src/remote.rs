@@ -39,6 +39,24 @@ pub trait Remote: Send + Sync {
         space: &SpaceId,
         id: &BlobId,
     ) -> impl Future<Output = Result<Vec<u8>>> + Send;
+    /// Stores several envelopes in one request (idempotent: existing blobs are fine); returns
+    /// once the gateway has made all of them durable. The caller keeps the batch within the
+    /// limits of [`coffre_protocol::batch`] (count, bytes) and sends no id twice.
+    fn put_blobs(
+        &self,
+        space: &SpaceId,
+        blobs: Vec<(BlobId, Vec<u8>)>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Fetches several envelopes in one request: a non-empty prefix of `ids` (the gateway
+    /// bounds the answer's size), in the order asked, each paired with its id. The
+    /// implementation checks the framing and the ids; the caller checks `H(bytes) == id`.
+    /// `ids` is non-empty, holds no id twice and at most
+    /// [`coffre_protocol::batch::MAX_BLOBS_PER_BATCH`] ids.
+    fn get_blobs(
+        &self,
+        space: &SpaceId,
+        ids: &[BlobId],
+    ) -> impl Future<Output = Result<Vec<(BlobId, Vec<u8>)>>> + Send;
     /// Which of `ids` the gateway does not have (the caller splits into batches of at most
     /// `coffre_protocol::MAX_IDS_PER_REQUEST`).
     fn missing_blobs(
@@ -94,6 +112,20 @@ impl<T: Remote> Remote for std::sync::Arc<T> {
         id: &BlobId,
     ) -> impl Future<Output = Result<Vec<u8>>> + Send {
         (**self).get_blob(space, id)
+    }
+    fn put_blobs(
+        &self,
+        space: &SpaceId,
+        blobs: Vec<(BlobId, Vec<u8>)>,
+    ) -> impl Future<Output = Result<()>> + Send {
+        (**self).put_blobs(space, blobs)
+    }
+    fn get_blobs(
+        &self,
+        space: &SpaceId,
+        ids: &[BlobId],
+    ) -> impl Future<Output = Result<Vec<(BlobId, Vec<u8>)>>> + Send {
+        (**self).get_blobs(space, ids)
     }
     fn missing_blobs(
         &self,

@@ -49,6 +49,16 @@ impl Remote for Gateway {
     async fn missing_blobs(&self, s: &SpaceId, ids: &[BlobId]) -> coffre_sdk::Result<Vec<BlobId>> {
         self.inner.missing_blobs(s, ids).await
     }
+    async fn put_blobs(&self, s: &SpaceId, b: Vec<(BlobId, Vec<u8>)>) -> coffre_sdk::Result<()> {
+        self.inner.put_blobs(s, b).await
+    }
+    async fn get_blobs(
+        &self,
+        s: &SpaceId,
+        ids: &[BlobId],
+    ) -> coffre_sdk::Result<Vec<(BlobId, Vec<u8>)>> {
+        self.inner.get_blobs(s, ids).await
+    }
     async fn create_space(&self, genesis: Vec<u8>) -> coffre_sdk::Result<SpaceId> {
         self.inner.create_space(genesis).await
     }

@@ -168,6 +168,7 @@ async fn files_edit_in_the_middle_resends_few_chunks_and_unchanged_resends_nothi
             .is_none()
     );
     assert_eq!(world.remote.stats().put_blob_calls, 0);
+    assert_eq!(world.remote.stats().put_batch_calls, 0);
 
     // A 1 MiB edit in the middle.
     let middle = bytes.len() / 2;
@@ -218,8 +219,10 @@ async fn files_edit_in_the_middle_resends_few_chunks_and_unchanged_resends_nothi
         edit.chunks_sent <= 5 && edit.chunks_sent * 4 < edit.chunks,
         "{edit:?}"
     );
-    // Chunks + the manifest + 2 directory nodes (/v and /).
-    assert_eq!(remote.put_blob_calls, edit.chunks_sent + 3);
+    // Chunks (streamed one by one) + the manifest + 2 directory nodes (/v and /), these small
+    // ones in blob batches (one for the manifest, one for the directory nodes).
+    assert_eq!(remote.put_blob_calls, edit.chunks_sent);
+    assert_eq!((remote.put_batch_calls, remote.put_batch_blobs), (2, 3));
     assert!(remote.put_blob_bytes <= edit.bytes_sent + 64 * 1024);
 
     let dest = local.path().join("out.bin");
@@ -261,7 +264,10 @@ async fn files_interrupted_upload_resumes_without_resending() {
     .unwrap();
     assert!(resumed.chunks >= 3, "{resumed:?}");
     assert_eq!(resumed.chunks_sent, resumed.chunks - 2, "{resumed:?}");
-    assert_eq!(world.remote.stats().put_blob_calls, resumed.chunks - 2 + 1);
+    // The remaining chunks, then the manifest in a batch.
+    let remote = world.remote.stats();
+    assert_eq!(remote.put_blob_calls, resumed.chunks - 2);
+    assert_eq!((remote.put_batch_calls, remote.put_batch_blobs), (1, 1));
 }
 
 #[tokio::test]
@@ -406,4 +412,120 @@ async fn files_progress_is_reported_and_special_files_are_skipped() {
         1_500_003
     );
     assert_eq!(listing(&dest), ["one.bin", "two.txt"]);
+}
+
+/// Every file below `dir`, relative, with its bytes.
+fn tree_contents(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(at) = stack.pop() {
+        for entry in std::fs::read_dir(&at).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(path);
+            } else {
+                let name = path.strip_prefix(dir).unwrap().display().to_string();
+                out.insert(name, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn files_small_file_tree_round_trips_in_batches() {
+    let world = world().await;
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("src");
+    // 2,000 small files in 20 directories (a few identical ones, deduplicated), plus one large
+    // file that still takes the streaming path.
+    for n in 0..2000usize {
+        // Four identical files, all in the first group (deduplicated by its `missing` query).
+        let bytes = if n < 400 && n % 100 == 7 {
+            b"same content".to_vec()
+        } else {
+            data(1 + (n * 37) % 9000, n as u64 + 100)
+        };
+        write(&src.join(format!("d{:02}/f{n:04}.bin", n / 100)), &bytes);
+    }
+    write(&src.join("large.bin"), &data(2 * 1024 * 1024 + 3, 9));
+    let history = world.history(&world.alice);
+    let keys = history.chunk_keys().unwrap();
+    let (_, mut snapshot) = history.head_snapshot().await.unwrap();
+    world.remote.reset_stats();
+    let stats = put_tree(&mut snapshot, &keys, &src, &path("/t"), &NoProgress)
+        .await
+        .unwrap();
+    history
+        .commit(None, &mut snapshot, "2k files")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stats.files, 2001);
+    let up = world.remote.stats();
+    let requests = up.put_blob_calls + up.put_batch_calls + up.missing_calls;
+    println!("put 2,001 files: {up:?} ({requests} blob requests)");
+    // One chunk and one manifest per small file would be 4,000 blobs: they travel in batches.
+    assert!(up.put_batch_blobs >= 4000 - 3, "{up:?}");
+    assert!(requests < 60, "far fewer requests than files: {up:?}");
+    // Identical small files share one chunk blob.
+    assert_eq!(stats.chunks_sent + 3, stats.chunks, "{stats:?}");
+
+    // The same tree again: nothing is sent, the previous manifests are fetched in batches (not
+    // one request per file), and there is nothing to commit.
+    world.remote.reset_stats();
+    let (head, mut snapshot) = history.head_snapshot().await.unwrap();
+    let again = put_tree(&mut snapshot, &keys, &src, &path("/t"), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!((again.files, again.blobs_sent), (2001, 0), "{again:?}");
+    let same = world.remote.stats();
+    println!("put the same 2,001 files again: {same:?}");
+    assert_eq!(same.put_blob_calls + same.put_batch_calls, 0, "{same:?}");
+    assert!(
+        same.get_blob_calls + same.get_batch_calls < 60,
+        "far fewer requests than files: {same:?}"
+    );
+    assert!(
+        history
+            .commit(head.as_ref(), &mut snapshot, "same")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Another device reads it back, byte for byte, also in batches.
+    let bob = world.history(&world.bob);
+    let (_, mut snapshot) = bob.head_snapshot().await.unwrap();
+    let dest = local.path().join("dest");
+    world.remote.reset_stats();
+    let got = get_tree(&mut snapshot, &path("/t"), &dest, &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(got.files, 2001);
+    let down = world.remote.stats();
+    println!("get 2,001 files: {down:?}");
+    assert!(
+        down.get_blob_calls + down.get_batch_calls < 80,
+        "far fewer requests than files: {down:?}"
+    );
+    assert!(tree_contents(&src) == tree_contents(&dest));
+
+    // A swapped chunk is refused, and no temporary file is left behind.
+    let ids = world.remote.blob_ids(&world.space);
+    let other = local.path().join("other");
+    let (a, b) = (ids[0], ids[1]);
+    world.remote.swap_blobs(a, b);
+    let (_, mut snapshot) = bob.head_snapshot().await.unwrap();
+    let refused = get_tree(&mut snapshot, &path("/t"), &other, &NoProgress).await;
+    assert!(
+        matches!(refused, Err(Error::Integrity(_) | Error::Crypto(_))),
+        "{refused:?}"
+    );
+    let leftovers: Vec<_> = tree_contents(&other)
+        .into_keys()
+        .filter(|name| name.contains(".coffre-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }

@@ -170,8 +170,9 @@ async fn history_log_lists_commits_and_restore_works() {
         .unwrap()
         .unwrap();
     assert_eq!(restored.info.seq, 3);
+    let stats = world.remote.stats();
     assert_eq!(
-        world.remote.stats().put_blob_calls,
+        stats.put_blob_calls + stats.put_batch_blobs,
         2,
         "only /notes and / are rewritten"
     );
@@ -182,6 +183,7 @@ async fn history_log_lists_commits_and_restore_works() {
     world.remote.reset_stats();
     alice.restore(None, 1).await.unwrap().unwrap();
     assert_eq!(world.remote.stats().put_blob_calls, 0);
+    assert_eq!(world.remote.stats().put_batch_calls, 0);
     assert_eq!(read(&alice, "/notes/a.txt").await, b"a1");
     assert_eq!(alice.log().await.unwrap().len(), 4);
     assert!(matches!(

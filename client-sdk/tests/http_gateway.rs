@@ -181,3 +181,88 @@ async fn http_membership_rollback_is_detected() {
     );
     gateway.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_blob_batches_round_trip_and_refuse_a_bad_hash() {
+    use coffre_crypto::envelope::blob_id;
+    use coffre_sdk::remote::Remote;
+
+    let gateway = Gateway::start(Duration::from_secs(3600)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path().join("alice"));
+    let client = Client::create_account(&home, &gateway.url, gateway.trust(), "alice", pass("pw"))
+        .await
+        .unwrap();
+    let space = client.create_space("Batches").await.unwrap();
+    let http = client.http();
+    let blobs: Vec<_> = (0..300u32)
+        .map(|n| {
+            let bytes = format!("envelope {n}")
+                .repeat(1 + n as usize % 50)
+                .into_bytes();
+            (blob_id(&bytes), bytes)
+        })
+        .collect();
+    http.put_blobs(space.id(), blobs.clone()).await.unwrap();
+    let ids: Vec<_> = blobs.iter().map(|(id, _)| *id).collect();
+    assert!(
+        http.missing_blobs(space.id(), &ids)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let fetched = http.get_blobs(space.id(), &ids).await.unwrap();
+    assert_eq!(fetched, blobs, "all of them, in the order asked");
+
+    // One blob that does not hash to its id: the whole batch is refused, nothing stored.
+    let good = b"good".to_vec();
+    let bad = vec![
+        (blob_id(&good), good),
+        (blob_id(b"other"), b"not other".to_vec()),
+    ];
+    let refused = http.put_blobs(space.id(), bad.clone()).await;
+    assert!(matches!(refused, Err(Error::Protocol(_))), "{refused:?}");
+    let missing = http
+        .missing_blobs(space.id(), &[bad[0].0, bad[1].0])
+        .await
+        .unwrap();
+    assert_eq!(missing.len(), 2);
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_many_concurrent_batches_on_one_connection_complete() {
+    use coffre_crypto::envelope::blob_id;
+    use coffre_sdk::remote::Remote;
+
+    // Regression: with the handler waiting for a permit before reading its body, unread HTTP/2
+    // bodies took the whole connection window and every stream stalled until the timeout.
+    let gateway = Gateway::start(Duration::from_secs(3600)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path().join("alice"));
+    let client = Client::create_account(&home, &gateway.url, gateway.trust(), "alice", pass("pw"))
+        .await
+        .unwrap();
+    let space = *client.create_space("Concurrent").await.unwrap().id();
+    let mut tasks = Vec::new();
+    for n in 0..10u8 {
+        let http = client.http().clone();
+        tasks.push(tokio::spawn(async move {
+            let blobs: Vec<_> = (0..3u8)
+                .map(|k| {
+                    let bytes = vec![n.wrapping_mul(7) ^ k; 1024 * 1024 - usize::from(k)];
+                    (blob_id(&bytes), bytes)
+                })
+                .collect();
+            http.put_blobs(&space, blobs).await
+        }));
+    }
+    let all = tokio::time::timeout(Duration::from_secs(60), async {
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+    })
+    .await;
+    assert!(all.is_ok(), "concurrent batches stalled");
+    gateway.stop().await;
+}

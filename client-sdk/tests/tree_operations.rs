@@ -134,14 +134,23 @@ async fn tree_edits_rewrite_only_the_changed_path() {
     assert!(tree.is_changed());
     let new_root = tree.write().await.unwrap();
     let stats = world.remote.stats();
-    // New node e, then d, c, b, a and the root: 6 blobs; /a/side and /z untouched, not fetched.
-    assert_eq!(stats.put_blob_calls, 6);
+    // New node e, then d, c, b, a and the root: 6 blobs, in one batch; /a/side and /z
+    // untouched, not fetched.
+    assert_eq!(
+        (
+            stats.put_blob_calls,
+            stats.put_batch_calls,
+            stats.put_batch_blobs
+        ),
+        (0, 1, 6)
+    );
     assert_eq!(world.remote.blob_count(&world.space), blobs + 6);
     assert_eq!(stats.get_blob_calls, 5, "only /, a, b, c, d are read");
     // Writing again without a change uploads nothing and keeps the root.
     world.remote.reset_stats();
     assert_eq!(tree.write().await.unwrap().id, new_root.id);
     assert_eq!(world.remote.stats().put_blob_calls, 0);
+    assert_eq!(world.remote.stats().put_batch_calls, 0);
 }
 
 #[tokio::test]

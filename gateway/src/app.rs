@@ -18,6 +18,9 @@ use crate::service::ratelimit::RateLimiter;
 use crate::service::spaces::LogCache;
 use crate::store::{BlobStore, MetaStore};
 
+/// `blobs/fetch` answers assembled at once (see [`App::batch_permits`]); further ones wait.
+pub const MAX_BATCHES_IN_MEMORY: usize = 4;
+
 /// Milliseconds since the Unix epoch; replaceable in tests to move time forward.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
@@ -55,6 +58,10 @@ pub struct App {
     pub(crate) opaque_setup: Arc<coffre_crypto::opaque::ServerSetup>,
     /// Passphrase logins between start and finish.
     pub(crate) opaque_logins: crate::service::opaque::PendingLogins,
+    /// `blobs/fetch` answers being assembled at once, each up to `limits.max_batch_bytes`.
+    /// (Not used for `blobs/batch` bodies: waiting before reading a body can stall an HTTP/2
+    /// connection, see `api::blobs::put_batch`.)
+    pub(crate) batch_permits: tokio::sync::Semaphore,
     clock: Clock,
 }
 
@@ -93,6 +100,7 @@ impl App {
             // Ephemeral until the server installs the persistent one (tests keep this one).
             opaque_setup: Arc::new(coffre_crypto::opaque::ServerSetup::generate()),
             opaque_logins: crate::service::opaque::PendingLogins::default(),
+            batch_permits: tokio::sync::Semaphore::new(MAX_BATCHES_IN_MEMORY),
             clock,
         }
     }

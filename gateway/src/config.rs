@@ -108,6 +108,9 @@ pub struct Limits {
     pub max_json_bytes: u64,
     /// Largest blob body.
     pub max_blob_bytes: u64,
+    /// Largest blob batch (request of `blobs/batch`, answer of `blobs/fetch`); read whole into
+    /// memory, so it also bounds the memory of one batch request.
+    pub max_batch_bytes: u64,
 }
 
 impl Default for Limits {
@@ -128,6 +131,7 @@ impl Default for Limits {
             h2_max_send_buffer: 256 * 1024,
             max_json_bytes: coffre_protocol::MAX_JSON_BYTES,
             max_blob_bytes: coffre_protocol::MAX_BLOB_BYTES,
+            max_batch_bytes: coffre_protocol::batch::MAX_BATCH_BYTES,
         }
     }
 }

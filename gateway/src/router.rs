@@ -60,6 +60,16 @@ pub enum Endpoint {
         /// The space.
         space: SpaceId,
     },
+    /// `POST /v1/spaces/{id}/blobs/batch`
+    PutBlobBatch {
+        /// The space.
+        space: SpaceId,
+    },
+    /// `POST /v1/spaces/{id}/blobs/fetch`
+    FetchBlobs {
+        /// The space.
+        space: SpaceId,
+    },
     /// `PUT /v1/spaces/{id}/blobs/{blob}`
     PutBlob {
         /// The space.
@@ -171,6 +181,12 @@ pub fn route(method: &Method, path: &str) -> Result<Endpoint, RouteError> {
             space: space_id(space)?,
         },
         ["v1", "spaces", space, "blobs", "missing"] if post => Endpoint::MissingBlobs {
+            space: space_id(space)?,
+        },
+        ["v1", "spaces", space, "blobs", "batch"] if post => Endpoint::PutBlobBatch {
+            space: space_id(space)?,
+        },
+        ["v1", "spaces", space, "blobs", "fetch"] if post => Endpoint::FetchBlobs {
             space: space_id(space)?,
         },
         ["v1", "spaces", space, "blobs", blob] if put => Endpoint::PutBlob {
@@ -322,6 +338,16 @@ mod tests {
                 Method::POST,
                 format!("/v1/spaces/{SPACE}/blobs/missing"),
                 Endpoint::MissingBlobs { space },
+            ),
+            (
+                Method::POST,
+                format!("/v1/spaces/{SPACE}/blobs/batch"),
+                Endpoint::PutBlobBatch { space },
+            ),
+            (
+                Method::POST,
+                format!("/v1/spaces/{SPACE}/blobs/fetch"),
+                Endpoint::FetchBlobs { space },
             ),
             (
                 Method::PUT,

@@ -605,3 +605,174 @@ async fn a_corrupt_stored_blob_is_never_served_complete() {
     assert!(failed, "the body must end in an error");
     assert!(received < content.len(), "the last chunk is held back");
 }
+
+/// A blob batch body (`coffre_protocol::batch` framing).
+fn batch_body(blobs: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (id, content) in blobs {
+        let id = BlobId::from_hex(id).unwrap();
+        coffre_protocol::batch::push_record(&mut body, id.as_bytes(), content).unwrap();
+    }
+    body
+}
+
+impl World {
+    async fn put_batch(&self, token: usize, body: Vec<u8>) -> (StatusCode, Value) {
+        let path = format!("/v1/spaces/{}/blobs/batch", self.space);
+        let (status, _, body) = self
+            .t
+            .send(
+                Method::POST,
+                &path,
+                Some(&self.tokens[token]),
+                Some("application/octet-stream"),
+                body,
+            )
+            .await;
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    async fn fetch(&self, token: usize, ids: &[&str]) -> (StatusCode, Vec<u8>) {
+        let path = format!("/v1/spaces/{}/blobs/fetch", self.space);
+        let (status, _, body) = self
+            .t
+            .send(
+                Method::POST,
+                &path,
+                Some(&self.tokens[token]),
+                Some("application/json"),
+                serde_json::to_vec(&json!({ "ids": ids })).unwrap(),
+            )
+            .await;
+        (status, body.to_vec())
+    }
+}
+
+#[tokio::test]
+async fn blob_batch_upload_and_fetch() {
+    let mut config = Config::default();
+    config.limits.max_batch_bytes = 4096;
+    config.default_quota_bytes = 5_000;
+    let w = world(config).await;
+    let (a, b, c) = (b"first".to_vec(), b"second".to_vec(), vec![9u8; 3000]);
+    let (ida, idb, idc) = (blob(&a), blob(&b), blob(&c));
+
+    // One wrong hash refuses the whole batch: nothing stored, nothing charged.
+    let body = batch_body(&[(&ida, &a), (&idb, b"not second")]);
+    let (status, answer) = w.put_batch(2, body).await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "hash_mismatch")
+    );
+    let (status, answer) =
+        w.t.json(
+            Method::POST,
+            &format!("/v1/spaces/{}/blobs/missing", w.space),
+            Some(&w.tokens[2]),
+            json!({"ids": [ida, idb]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["missing"], json!([ida, idb]));
+    use coffre_gateway::store::MetaStore as _;
+    assert_eq!(w.t.meta.account("carol").unwrap().unwrap().used_bytes, 0);
+
+    // A reader cannot upload.
+    let body = batch_body(&[(&ida, &a)]);
+    let (status, answer) = w.put_batch(1, body).await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::FORBIDDEN, "forbidden")
+    );
+
+    // Above the batch limit: 413 before anything is stored.
+    let huge = vec![1u8; 5000];
+    let body = batch_body(&[(&blob(&huge), &huge)]);
+    let (status, answer) = w.put_batch(2, body).await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+    );
+
+    // Bad framing, an empty batch, a repeated id: 400.
+    for body in [
+        Vec::new(),
+        batch_body(&[(&ida, &a)])[..40].to_vec(),
+        batch_body(&[(&ida, &a), (&ida, &a)]),
+    ] {
+        let (status, answer) = w.put_batch(2, body).await;
+        assert_eq!(
+            (status, error_code(&answer)),
+            (StatusCode::BAD_REQUEST, "bad_request")
+        );
+    }
+
+    // A good batch: stored, indexed, charged; a repeat is all present.
+    let body = batch_body(&[(&ida, &a), (&idb, &b)]);
+    let (status, answer) = w.put_batch(2, body.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer, json!({"stored": 2, "present": 0}));
+    assert_eq!(
+        w.t.meta.account("carol").unwrap().unwrap().used_bytes,
+        (a.len() + b.len()) as u64
+    );
+    let (status, answer) = w.put_batch(2, body).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer, json!({"stored": 0, "present": 2}));
+    let (status, answer) = w.put_batch(2, batch_body(&[(&idc, &c)])).await;
+    assert_eq!(answer, json!({"stored": 1, "present": 0}), "{status}");
+    // Readable one by one too.
+    let path = format!("/v1/spaces/{}/blobs/{idb}", w.space);
+    let (status, _, got) =
+        w.t.send(Method::GET, &path, Some(&w.tokens[1]), None, Vec::new())
+            .await;
+    assert_eq!((status, got.to_vec()), (StatusCode::OK, b.clone()));
+
+    // Quota: a batch that would pass it is refused whole.
+    let d = vec![4u8; 1500];
+    let e = vec![5u8; 1000];
+    let (status, answer) = w
+        .put_batch(2, batch_body(&[(&blob(&d), &d), (&blob(&e), &e)]))
+        .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded")
+    );
+    assert_eq!(
+        w.t.meta.account("carol").unwrap().unwrap().used_bytes,
+        (a.len() + b.len() + c.len()) as u64
+    );
+
+    // Fetch (a reader may): a prefix that fits the limit, in the order asked.
+    let (status, body) = w.fetch(1, &[&idb, &ida, &idc]).await;
+    assert_eq!(status, StatusCode::OK);
+    let records = coffre_protocol::batch::decode(&body, 1 << 20).unwrap();
+    let got: Vec<(String, Vec<u8>)> = records
+        .iter()
+        .map(|(id, bytes)| (BlobId::from_bytes(*id).to_hex(), bytes.to_vec()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (idb.clone(), b.clone()),
+            (ida.clone(), a.clone()),
+            (idc.clone(), c.clone())
+        ]
+    );
+    // The first blob is always sent, the rest only while the answer fits.
+    let f = vec![6u8; 1500];
+    let idf = blob(&f);
+    let (status, _) = w.put_batch(2, batch_body(&[(&idf, &f)])).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = w.fetch(1, &[&idc, &idf, &ida]).await;
+    assert_eq!(status, StatusCode::OK);
+    let records = coffre_protocol::batch::decode(&body, 1 << 20).unwrap();
+    assert_eq!(records.len(), 1, "only the first fits in 4096 bytes");
+    assert_eq!(BlobId::from_bytes(records[0].0).to_hex(), idc);
+    let (status, _) = w.fetch(1, &[&ida, &blob(b"never stored")]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = w.fetch(1, &[&ida, &ida]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = w.fetch(1, &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

@@ -338,6 +338,25 @@ pub struct MissingResponse {
     pub missing: Vec<Id32>,
 }
 
+/// Answer to `POST /v1/spaces/{id}/blobs/batch` (the request body is a blob batch, see
+/// [`crate::batch`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchPutResponse {
+    /// Blobs of the batch stored by this request.
+    pub stored: u64,
+    /// Blobs of the batch that were already stored (their bodies were not written again).
+    pub present: u64,
+}
+
+/// `POST /v1/spaces/{id}/blobs/fetch` (the answer body is a blob batch, see [`crate::batch`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchRequest {
+    /// Blob ids to read, in the order wanted (at most
+    /// [`MAX_BLOBS_PER_BATCH`](crate::batch::MAX_BLOBS_PER_BATCH), no id twice).
+    pub ids: Vec<Id32>,
+}
+
 /// `GET /v1/spaces/{id}/blobs?after=ID&limit=N`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlobListResponse {

@@ -87,6 +87,23 @@ fn missing_and_heads() {
 }
 
 #[test]
+fn blob_batches() {
+    check(
+        "fetch_request.json",
+        &FetchRequest {
+            ids: vec![id(1), id(2)],
+        },
+    );
+    check(
+        "batch_put_response.json",
+        &BatchPutResponse {
+            stored: 3,
+            present: 1,
+        },
+    );
+}
+
+#[test]
 fn error_bodies() {
     check(
         "error_conflict.json",

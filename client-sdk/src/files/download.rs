@@ -1,14 +1,16 @@
 //! Downloads: verified chunks written to a temporary file that is renamed into place only once
 //! complete, size-checked and fsynced.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use coffre_crypto::dirnode::Timestamp;
 use coffre_crypto::envelope::{BlobKind, open_verified};
-use coffre_crypto::keys::{SpaceId, random_bytes};
+use coffre_crypto::keys::{BlobId, SpaceId, random_bytes};
 use coffre_crypto::manifest::{ChunkRef, Manifest};
 use tokio::io::AsyncWriteExt;
 
+use super::batch::{GROUPS_IN_FLIGHT, SMALL_FILE, fetch_blobs, groups, sync_dirs, sync_files};
 use super::window::Window;
 use super::{DOWNLOAD_CONCURRENCY, FILE_CONCURRENCY, TransferStats, warn};
 use crate::error::{Error, Result};
@@ -259,8 +261,12 @@ pub async fn get_tree<R: Remote>(
     for (at, local) in files {
         refs.push((snapshot.file(&at).await?, at, local));
     }
+    let (small, large): (Vec<_>, Vec<_>) = refs
+        .into_iter()
+        .partition(|(file, _, _)| file.size <= SMALL_FILE);
+    get_small_files(remote, &space, small, progress, &mut stats).await?;
     let mut window = Window::new();
-    let mut queue = refs.into_iter();
+    let mut queue = large.into_iter();
     loop {
         while window.len() < FILE_CONCURRENCY {
             let Some((file, at, local)) = queue.next() else {
@@ -319,4 +325,186 @@ fn make_symlink(target: &str, link: &Path) -> Result<()> {
             "symlinks are only recreated on Unix".into(),
         ))
     }
+}
+
+/// A small file of a tree download: its reference, its path in the space, its local path.
+type SmallFile = (FileRef, SpacePath, PathBuf);
+
+/// The directory `dest` is in.
+fn parent_dir(dest: &Path) -> PathBuf {
+    match dest.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// A fresh temporary name next to `dest` for a download to be written to, and its directory.
+fn temp_path(dest: &Path) -> Result<(PathBuf, PathBuf)> {
+    let name = dest
+        .file_name()
+        .ok_or_else(|| Error::InvalidInput(format!("not a file path: {}", dest.display())))?;
+    let dir = parent_dir(dest);
+    let suffix: [u8; 8] = random_bytes()?;
+    let suffix: String = suffix.iter().map(|byte| format!("{byte:02x}")).collect();
+    let mut temp_name = std::ffi::OsString::from(".");
+    temp_name.push(name);
+    temp_name.push(format!(".coffre-{suffix}.tmp"));
+    Ok((dir.join(temp_name), dir))
+}
+
+/// Opens every chunk of a group's files and writes each file to a temporary file; then all the
+/// temporary files are fsynced together, renamed over their destinations, and each directory
+/// touched is fsynced once (blocking). The same guarantee as [`download_file`] — a destination is
+/// only ever replaced by a complete, verified, fsynced file — with the syncs shared by the group.
+fn write_group(
+    files: &[(SmallFile, Manifest)],
+    envelopes: &HashMap<BlobId, Vec<u8>>,
+) -> Result<u64> {
+    let mut temps: Vec<TempFile> = Vec::with_capacity(files.len());
+    let mut handles = Vec::with_capacity(files.len());
+    let mut written_total = 0u64;
+    for ((file, _, dest), manifest) in files {
+        let (temp_path, _) = temp_path(dest)?;
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp_path)?;
+        temps.push(TempFile {
+            path: temp_path,
+            armed: true,
+        });
+        let mut written = 0u64;
+        for chunk in &manifest.chunks {
+            let envelope = envelopes.get(&chunk.id).ok_or_else(|| {
+                Error::Protocol("the gateway did not send a chunk it was asked for".into())
+            })?;
+            let plaintext = open_verified(&chunk.id, &chunk.key, BlobKind::Chunk, envelope)?;
+            if plaintext.len() as u64 != u64::from(chunk.length) {
+                return Err(Error::Integrity(
+                    "a chunk's length differs from its manifest".into(),
+                ));
+            }
+            std::io::Write::write_all(&mut out, &plaintext)?;
+            written += plaintext.len() as u64;
+        }
+        if written != file.size {
+            return Err(Error::Integrity(
+                "a file's chunks do not sum to its size".into(),
+            ));
+        }
+        #[cfg(unix)]
+        if file.mode != 0 {
+            use std::os::unix::fs::PermissionsExt;
+            out.set_permissions(std::fs::Permissions::from_mode(file.mode))?;
+        }
+        if let Some(mtime) = system_time(file.mtime) {
+            out.set_modified(mtime)?;
+        }
+        written_total += written;
+        handles.push(out);
+    }
+    sync_files(&handles)?;
+    drop(handles);
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for (((_, _, dest), _), temp) in files.iter().zip(&mut temps) {
+        std::fs::rename(&temp.path, dest)?;
+        temp.armed = false;
+        let dir = parent_dir(dest);
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    sync_dirs(&dirs)?;
+    Ok(written_total)
+}
+
+/// Downloads one group of small files: their manifests in one fetch, their chunks in another,
+/// then opened and written on a blocking thread ([`write_group`]).
+async fn download_group<R: Remote>(
+    remote: &R,
+    space: &SpaceId,
+    files: Vec<SmallFile>,
+    progress: &dyn Progress,
+) -> Result<TransferStats> {
+    let mut stats = TransferStats::default();
+    let mut seen = HashSet::new();
+    let manifest_ids: Vec<BlobId> = files
+        .iter()
+        .map(|(file, _, _)| file.manifest.id)
+        .filter(|id| seen.insert(*id))
+        .collect();
+    let manifest_bytes = fetch_blobs(remote, space, &manifest_ids).await?;
+    let mut opened = Vec::with_capacity(files.len());
+    let mut chunk_ids = Vec::new();
+    let mut seen = HashSet::new();
+    for small in files {
+        let bytes = manifest_bytes.get(&small.0.manifest.id).ok_or_else(|| {
+            Error::Protocol("the gateway did not send a manifest it was asked for".into())
+        })?;
+        let manifest = Manifest::open(&small.0.manifest, bytes)?;
+        if manifest.file_size != small.0.size {
+            return Err(Error::Integrity(
+                "a file's size differs from its manifest".into(),
+            ));
+        }
+        for chunk in &manifest.chunks {
+            stats.chunks += 1;
+            if seen.insert(chunk.id) {
+                chunk_ids.push(chunk.id);
+            }
+        }
+        opened.push((small, manifest));
+    }
+    let envelopes = if chunk_ids.is_empty() {
+        HashMap::new()
+    } else {
+        fetch_blobs(remote, space, &chunk_ids).await?
+    };
+    stats.chunks_sent += chunk_ids.len() as u64;
+    let (opened, written) = tokio::task::spawn_blocking(move || {
+        let written = write_group(&opened, &envelopes);
+        (opened, written)
+    })
+    .await
+    .map_err(join_error)?;
+    let written = written?;
+    stats.files += opened.len() as u64;
+    stats.bytes += written;
+    for ((file, at, _), _) in &opened {
+        progress.on_chunk_done(file.size);
+        progress.on_file_done(&at.to_string());
+    }
+    Ok(stats)
+}
+
+/// Downloads the small files of a tree in groups, up to [`GROUPS_IN_FLIGHT`] at once.
+async fn get_small_files<R: Remote>(
+    remote: &R,
+    space: &SpaceId,
+    files: Vec<SmallFile>,
+    progress: &dyn Progress,
+    stats: &mut TransferStats,
+) -> Result<()> {
+    let mut queue = groups(files, |(file, _, _)| file.size).into_iter();
+    let mut window = Window::new();
+    loop {
+        while window.len() < GROUPS_IN_FLIGHT {
+            let Some(group) = queue.next() else { break };
+            window.push(download_group(remote, space, group, progress));
+        }
+        let Some(done) = window.next_any().await else {
+            break;
+        };
+        match done {
+            Ok(group) => stats.add(&group),
+            Err(error) => {
+                // Let the groups in flight finish (their blocking writers cannot be cancelled),
+                // so that nothing is still being written, and no temporary file is left, once
+                // this returns.
+                while window.next_any().await.is_some() {}
+                return Err(error);
+            }
+        }
+    }
+    Ok(())
 }

@@ -6,14 +6,15 @@
 
 use bytes::Bytes;
 use coffre_crypto::keys::{BlobId, SpaceId};
+use coffre_protocol::batch::{self, MAX_BATCH_BYTES, MAX_BLOBS_PER_BATCH};
 use coffre_protocol::types::{
     AppendCommitRequest, AppendDeviceRequest, AppendMembershipRequest, AppendResponse,
-    BlobListResponse, CreateSpaceRequest, CreateSpaceResponse, HeadsResponse, HealthResponse, Id32,
-    InboxResponse, KeyBundlesResponse, MembershipResponse, MissingRequest, MissingResponse,
-    OpaqueLoginFinishRequest, OpaqueLoginFinishResponse, OpaqueLoginStartRequest,
-    OpaqueLoginStartResponse, OpaqueRegisterRequest, OpaqueRegisterResponse, PruneRequest,
-    PruneResponse, RegisterRequest, RegisterResponse, SendInvitationRequest, SpaceSummary,
-    SpacesResponse, UserResponse,
+    BatchPutResponse, BlobListResponse, CreateSpaceRequest, CreateSpaceResponse, FetchRequest,
+    HeadsResponse, HealthResponse, Id32, InboxResponse, KeyBundlesResponse, MembershipResponse,
+    MissingRequest, MissingResponse, OpaqueLoginFinishRequest, OpaqueLoginFinishResponse,
+    OpaqueLoginStartRequest, OpaqueLoginStartResponse, OpaqueRegisterRequest,
+    OpaqueRegisterResponse, PruneRequest, PruneResponse, RegisterRequest, RegisterResponse,
+    SendInvitationRequest, SpaceSummary, SpacesResponse, UserResponse,
 };
 use coffre_protocol::{MAX_BLOB_BYTES, MAX_IDS_PER_REQUEST, MAX_ITEMS_PER_PAGE};
 use http::{Method, StatusCode};
@@ -250,6 +251,112 @@ impl HttpClient {
         Ok(reply.body)
     }
 
+    /// `POST /v1/spaces/{id}/blobs/batch`: stores several envelopes in one request (idempotent,
+    /// retried); the gateway answers once all of them are durable. A gateway without the
+    /// endpoint (405) gets one `PUT` per blob instead.
+    pub async fn put_blob_batch(
+        &self,
+        space: &SpaceId,
+        blobs: &[(BlobId, Vec<u8>)],
+    ) -> Result<BatchPutResponse> {
+        if blobs.is_empty() || blobs.len() > MAX_BLOBS_PER_BATCH {
+            return Err(Error::InvalidInput(format!(
+                "between 1 and {MAX_BLOBS_PER_BATCH} blobs per batch"
+            )));
+        }
+        let size: usize = blobs
+            .iter()
+            .map(|(_, bytes)| batch::record_len(bytes.len()))
+            .sum();
+        let mut body = Vec::with_capacity(size);
+        for (id, bytes) in blobs {
+            batch::push_record(&mut body, id.as_bytes(), bytes)
+                .map_err(|error| Error::InvalidInput(error.to_string()))?;
+        }
+        let call = Call {
+            method: Method::POST,
+            path: space_path(space, "/blobs/batch"),
+            body: Body::Octets(Bytes::from(body)),
+            auth: true,
+            idempotent: true,
+            max_response: MAX_JSON_RESPONSE,
+        };
+        match self.call(&call).await? {
+            Ok(reply) => decode_json(&reply.body),
+            // A gateway from before blob batches answers 405 on this path: one PUT per blob.
+            Err(refusal) if refusal.status == StatusCode::METHOD_NOT_ALLOWED => {
+                for (id, bytes) in blobs {
+                    self.put_blob_bytes(space, id, Bytes::from(bytes.clone()))
+                        .await?;
+                }
+                Ok(BatchPutResponse {
+                    stored: blobs.len() as u64,
+                    present: 0,
+                })
+            }
+            Err(refusal) => Err(refusal.into_error()),
+        }
+    }
+
+    /// `POST /v1/spaces/{id}/blobs/fetch`: a non-empty prefix of `ids` with their envelopes,
+    /// unverified (the caller checks each hash). The framing, the count and the ids are checked
+    /// here: a gateway answering other ids, in another order, or none, is refused. A gateway
+    /// without the endpoint (405) gets one `GET` (the answer is then the first blob).
+    pub async fn fetch_blobs(
+        &self,
+        space: &SpaceId,
+        ids: &[BlobId],
+    ) -> Result<Vec<(BlobId, Vec<u8>)>> {
+        if ids.is_empty() || ids.len() > MAX_BLOBS_PER_BATCH {
+            return Err(Error::InvalidInput(format!(
+                "between 1 and {MAX_BLOBS_PER_BATCH} ids per fetch"
+            )));
+        }
+        let request = FetchRequest {
+            ids: ids.iter().map(|id| Id32(*id.as_bytes())).collect(),
+        };
+        // The gateway adds blobs while the answer stays within its batch limit, but always sends
+        // at least one (which may be as large as a blob can be).
+        let max_response = usize::try_from(MAX_BATCH_BYTES.saturating_add(MAX_BLOB_BYTES))
+            .unwrap_or(usize::MAX)
+            .saturating_add(batch::RECORD_HEADER);
+        let call = Call {
+            method: Method::POST,
+            path: space_path(space, "/blobs/fetch"),
+            body: Body::Json(encode_json(&request)?),
+            auth: true,
+            idempotent: true,
+            max_response,
+        };
+        let reply = match self.call(&call).await? {
+            Ok(reply) => reply,
+            // A gateway from before blob batches answers 405 on this path: one GET.
+            Err(refusal) if refusal.status == StatusCode::METHOD_NOT_ALLOWED => {
+                let first = ids[0];
+                let bytes = self.get_blob_bytes(space, &first).await?;
+                return Ok(vec![(first, bytes.to_vec())]);
+            }
+            Err(refusal) => return Err(refusal.into_error()),
+        };
+        let records = batch::decode(&reply.body, MAX_BLOB_BYTES).map_err(|error| {
+            Error::Protocol(format!("the gateway sent a bad blob batch: {error}"))
+        })?;
+        if records.len() > ids.len()
+            || records
+                .iter()
+                .zip(ids)
+                .any(|((got, _), asked)| got != asked.as_bytes())
+        {
+            return Err(Error::Protocol(
+                "the gateway answered a fetch with blobs that were not asked for".into(),
+            ));
+        }
+        Ok(records
+            .into_iter()
+            .map(|(id, bytes)| (BlobId::from_bytes(id), bytes.to_vec()))
+            .collect())
+    }
+
     /// `HEAD /v1/spaces/{id}/blobs/{blob}`: whether the gateway has the blob.
     pub async fn has_blob(&self, space: &SpaceId, id: &BlobId) -> Result<bool> {
         let call = Call {
@@ -420,6 +527,14 @@ impl Remote for HttpClient {
 
     async fn get_blob(&self, space: &SpaceId, id: &BlobId) -> Result<Vec<u8>> {
         Ok(self.get_blob_bytes(space, id).await?.to_vec())
+    }
+
+    async fn put_blobs(&self, space: &SpaceId, blobs: Vec<(BlobId, Vec<u8>)>) -> Result<()> {
+        self.put_blob_batch(space, &blobs).await.map(|_| ())
+    }
+
+    async fn get_blobs(&self, space: &SpaceId, ids: &[BlobId]) -> Result<Vec<(BlobId, Vec<u8>)>> {
+        self.fetch_blobs(space, ids).await
     }
 
     async fn missing_blobs(&self, space: &SpaceId, ids: &[BlobId]) -> Result<Vec<BlobId>> {

@@ -4,19 +4,22 @@
 
 use bytes::BytesMut;
 use coffre_crypto::keys::{BlobId, SpaceId};
+use coffre_protocol::batch;
 use coffre_protocol::types::{
-    BlobListEntry, BlobListResponse, Id32, MissingRequest, MissingResponse, PruneRequest,
-    PruneResponse,
+    BatchPutResponse, BlobListEntry, BlobListResponse, FetchRequest, Id32, MissingRequest,
+    MissingResponse, PruneRequest, PruneResponse,
 };
 use coffre_protocol::{MAX_IDS_PER_REQUEST, MAX_ITEMS_PER_PAGE};
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use http::{Response, StatusCode};
 use http_body_util::BodyExt as _;
+use std::io::Read as _;
+
 use tokio::sync::mpsc;
 
-use super::body::{check_declared, next_data, read_json, require_media_type};
+use super::body::{check_declared, next_data, read_json, read_limited, require_media_type};
 use super::query::Query;
-use super::response::{empty, empty_body, json};
+use super::response::{empty, empty_body, full, json};
 use super::stream::ChannelBody;
 use super::{Ctx, ResponseBody};
 use crate::app::{App, blocking};
@@ -158,6 +161,184 @@ async fn upload(
         // releases this one's reservation.
         Ok(empty(StatusCode::OK))
     }
+}
+
+/// `POST /v1/spaces/{id}/blobs/batch` (writer or above): many small blobs in one request, made
+/// durable with one group sync. The whole batch is refused (nothing stored) if its framing is bad
+/// (400), if any blob does not hash to its id (422 `hash_mismatch`), or if the new blobs would pass
+/// the uploader's quota (507); 413 above `limits.max_batch_bytes`. **200** once every blob of the
+/// batch is durable and indexed, with how many were stored and how many were already there.
+pub(crate) async fn put_batch(ctx: &mut Ctx, space: SpaceId) -> Result<Response<ResponseBody>> {
+    let caller = auth::authenticate(&ctx.app, &ctx.parts.headers).await?;
+    roles::require(&ctx.app, &caller, space, roles::WRITER).await?;
+    require_media_type(&ctx.parts, "application/octet-stream")?;
+    let limit = ctx.app.config.limits.max_batch_bytes;
+    // Read at once, never after waiting on anything other requests hold: on HTTP/2 an unread
+    // body keeps its share of the connection's flow-control window, so a handler that waits
+    // (say, for a permit held by a request whose body is stuck behind it) before reading can
+    // stall every stream of the connection.
+    let body = read_limited(ctx, limit).await?;
+    let app = std::sync::Arc::clone(&ctx.app);
+    let max_blob = ctx.app.config.limits.max_blob_bytes;
+    // Shared with other uploads, exclusive of a prune (see `put`).
+    let _shared = app.space_locks.upload(&space).await;
+    let now = app.now_ms();
+    let uploader = caller.handle.clone();
+    let (meta_store, blob_store) = (
+        std::sync::Arc::clone(&app.meta),
+        std::sync::Arc::clone(&app.blobs),
+    );
+    let answer = blocking(move || {
+        let records = batch::decode(&body, max_blob)
+            .map_err(|error| Error::BadRequest(format!("invalid blob batch: {error}")))?;
+        // Every blob is checked before anything is stored: one bad blob refuses the batch.
+        if records
+            .iter()
+            .any(|(id, envelope)| blake3::hash(envelope).as_bytes() != id)
+        {
+            return Err(Error::HashMismatch);
+        }
+        let ids: Vec<BlobId> = records
+            .iter()
+            .map(|(id, _)| BlobId::from_bytes(*id))
+            .collect();
+        // Present blobs are claimed (as a single PUT's 200 does) and not written again.
+        let present = meta_store.claim_blobs(&space, &ids, now)?;
+        let absent: Vec<(BlobId, &[u8])> = ids
+            .iter()
+            .zip(&records)
+            .zip(&present)
+            .filter(|(_, present)| !**present)
+            .map(|((id, (_, envelope)), _)| (*id, *envelope))
+            .collect();
+        let answer = BatchPutResponse {
+            stored: 0,
+            present: (ids.len() - absent.len()) as u64,
+        };
+        if absent.is_empty() {
+            return Ok(answer);
+        }
+        let total: u64 = absent.iter().map(|(_, bytes)| bytes.len() as u64).sum();
+        meta_store.reserve_quota(&uploader, total)?;
+        let outcome = (|| {
+            // Bodies durable first, then the index entries (one flush): nothing is indexed,
+            // let alone acknowledged, before its body is on stable storage.
+            blob_store.put_many(&space, &absent)?;
+            let created_ms = now;
+            let entries: Vec<(BlobId, crate::store::BlobMeta)> = absent
+                .iter()
+                .map(|(id, bytes)| {
+                    (
+                        *id,
+                        BlobMeta {
+                            size: bytes.len() as u64,
+                            created_ms,
+                            uploader: uploader.clone(),
+                        },
+                    )
+                })
+                .collect();
+            meta_store.put_blob_metas(&space, &entries)
+        })();
+        // Give back the reservation of whatever was not indexed by this request (a failure, or
+        // a concurrent upload of the same blob indexed first and charged for it).
+        let (unused, stored) = match &outcome {
+            Ok(inserted) => (
+                absent
+                    .iter()
+                    .zip(inserted)
+                    .filter(|(_, inserted)| !**inserted)
+                    .map(|((_, bytes), _)| bytes.len() as u64)
+                    .sum(),
+                inserted.iter().filter(|inserted| **inserted).count() as u64,
+            ),
+            Err(_) => (total, 0),
+        };
+        if unused > 0
+            && let Err(error) = meta_store.release_quota(&uploader, unused)
+        {
+            tracing::error!(error = %error, "releasing a quota reservation failed");
+        }
+        outcome?;
+        Ok(BatchPutResponse {
+            stored,
+            present: answer.present + (absent.len() as u64 - stored),
+        })
+    })
+    .await?;
+    json(StatusCode::OK, &answer)
+}
+
+/// `POST /v1/spaces/{id}/blobs/fetch` (any member): many blobs in one answer, in the order
+/// asked, as a blob batch. Every body is read whole and checked against its id before a byte is
+/// sent; the answer holds a prefix of the ids (at least one) whose bodies fit in
+/// `limits.max_batch_bytes`, and the client asks again for the rest. 404 if any id is not stored.
+pub(crate) async fn fetch(ctx: &mut Ctx, space: SpaceId) -> Result<Response<ResponseBody>> {
+    let caller = auth::authenticate(&ctx.app, &ctx.parts.headers).await?;
+    roles::require(&ctx.app, &caller, space, roles::READER).await?;
+    let request: FetchRequest = read_json(ctx).await?;
+    if request.ids.is_empty() || request.ids.len() > batch::MAX_BLOBS_PER_BATCH {
+        return Err(Error::BadRequest(format!(
+            "between 1 and {} ids per request",
+            batch::MAX_BLOBS_PER_BATCH
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    if !request.ids.iter().all(|id| seen.insert(id.0)) {
+        return Err(Error::BadRequest("an id appears twice".into()));
+    }
+    let limit = ctx.app.config.limits.max_batch_bytes;
+    let max_blob = ctx.app.config.limits.max_blob_bytes;
+    let (meta_store, blob_store) = (
+        std::sync::Arc::clone(&ctx.app.meta),
+        std::sync::Arc::clone(&ctx.app.blobs),
+    );
+    let app = std::sync::Arc::clone(&ctx.app);
+    let _permit = app
+        .batch_permits
+        .acquire()
+        .await
+        .map_err(|_| Error::Unavailable)?;
+    let body = blocking(move || {
+        let mut out = Vec::new();
+        for id in &request.ids {
+            let blob = blob_id(id);
+            let meta = meta_store
+                .blob_meta(&space, &blob)?
+                .ok_or(Error::NotFound)?;
+            if !out.is_empty()
+                && (out.len() as u64).saturating_add(batch::record_len(0) as u64 + meta.size)
+                    > limit
+            {
+                break;
+            }
+            let mut reader = blob_store.open(&space, &blob)?.ok_or_else(|| {
+                Error::Corrupt(format!("blob {space}/{blob} is indexed but has no body"))
+            })?;
+            // The index's size is only a hint for the allocation: at most one blob's limit.
+            let hint = meta.size.min(max_blob);
+            let mut bytes = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
+            reader
+                .body
+                .by_ref()
+                .take(meta.size.saturating_add(1))
+                .read_to_end(&mut bytes)?;
+            if bytes.len() as u64 != meta.size || blake3::hash(&bytes).as_bytes() != &id.0 {
+                tracing::error!(%space, %blob, "stored blob is corrupt; refusing to serve it");
+                return Err(Error::Corrupt(format!("blob {space}/{blob} is corrupt")));
+            }
+            batch::push_record(&mut out, &id.0, &bytes)
+                .map_err(|error| Error::Internal(format!("encoding a batch: {error}")))?;
+        }
+        Ok(out)
+    })
+    .await?;
+    let mut response = Response::new(full(body));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    Ok(response)
 }
 
 /// `GET|HEAD /v1/spaces/{id}/blobs/{blob}` (any member): the body, streamed and verified.

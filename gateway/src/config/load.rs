@@ -94,6 +94,7 @@ pub const KEYS: &[Key] = &[
     key("limits.h2_max_send_buffer", Kind::Whole),
     key("limits.max_json_bytes", Kind::Whole),
     key("limits.max_blob_bytes", Kind::Whole),
+    key("limits.max_batch_bytes", Kind::Whole),
 ];
 
 /// Values given as command-line flags: the last layer, above the environment.
@@ -188,9 +189,13 @@ impl Config {
         if l.h2_max_send_buffer < 16 * 1024 {
             return bad("limits.h2_max_send_buffer", "must be at least 16384");
         }
-        if l.max_json_bytes == 0 || l.max_blob_bytes == 0 || self.max_inbox == 0 {
+        if l.max_json_bytes == 0
+            || l.max_blob_bytes == 0
+            || l.max_batch_bytes == 0
+            || self.max_inbox == 0
+        {
             return bad(
-                "limits.max_json_bytes / limits.max_blob_bytes / max_inbox",
+                "limits.max_json_bytes / limits.max_blob_bytes / limits.max_batch_bytes / max_inbox",
                 "must be at least 1",
             );
         }
@@ -376,6 +381,7 @@ fn set(config: &mut Config, key: &Key, raw: &str) -> Result<(), String> {
         "limits.h2_max_send_buffer" => l.h2_max_send_buffer = whole_usize(raw)?,
         "limits.max_json_bytes" => l.max_json_bytes = whole(raw)?,
         "limits.max_blob_bytes" => l.max_blob_bytes = whole(raw)?,
+        "limits.max_batch_bytes" => l.max_batch_bytes = whole(raw)?,
         // Invariant: every name in KEYS has an arm above (the unit tests set every key).
         other => return Err(format!("unknown key `{other}`")),
     }

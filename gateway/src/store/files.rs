@@ -13,6 +13,11 @@
 //! no-replace primitive. On a filesystem without hard links, commit falls back to rename after an
 //! existence check, which can only race with a concurrent writer of the same id.)
 //!
+//! **Batches** ([`BlobStore::put_many`]) write the same way with the syncs shared by the batch
+//! (see there); their temporary files sit next to the final names (`.<blob hex>.<pid>.<n>.tmp`
+//! in the fan-out directory, never a valid blob name), which the walk skips and
+//! [`FileBlobs::open`] deletes.
+//!
 //! **What a crash leaves.** A final name appears only after its content is on stable storage, so
 //! after a crash every visible blob is complete; a crash mid-write leaves at most a file in
 //! `tmp/`, and [`FileBlobs::open`] deletes everything there. A crash between the link and the
@@ -117,7 +122,7 @@ impl FileBlobs {
             shared: Arc::new(shared),
         };
         let mut total = 0;
-        blobs.walk(&mut |_, _, metadata| {
+        blobs.walk(true, &mut |_, _, metadata| {
             total += allocated(metadata);
             Ok(())
         })?;
@@ -132,8 +137,11 @@ impl FileBlobs {
     }
 
     /// Visits every well-named blob file; anything else under `blobs/` is skipped with a warning.
+    /// Temporary files of batch writes ([`is_batch_tmp`]) are skipped silently, or deleted when
+    /// `clean` (at open, when no write can be in progress).
     fn walk(
         &self,
+        clean: bool,
         visit: &mut dyn FnMut(&SpaceId, &BlobId, &fs::Metadata) -> Result<()>,
     ) -> Result<()> {
         for space_entry in fs::read_dir(&self.shared.root)? {
@@ -159,6 +167,13 @@ impl FileBlobs {
                 for blob_entry in fs::read_dir(fan_entry.path())? {
                     let blob_entry = blob_entry?;
                     let name = blob_entry.file_name();
+                    if name.to_str().is_some_and(is_batch_tmp) {
+                        if clean {
+                            fs::remove_file(blob_entry.path())?;
+                            tracing::info!(path = %blob_entry.path().display(), "removed an interrupted batch write");
+                        }
+                        continue;
+                    }
                     let blob = name.to_str().and_then(|n| BlobId::from_hex(n).ok());
                     match blob {
                         Some(blob) if self.path_of(&space, &blob) == blob_entry.path() => {
@@ -273,8 +288,69 @@ impl Drop for FileWriter {
     }
 }
 
-impl BlobStore for FileBlobs {
-    fn begin(&self, space: &SpaceId, blob: &BlobId) -> Result<Box<dyn BlobWriter>> {
+/// Most threads one [`FileBlobs::put_many`] uses to fsync in parallel. Concurrent fsyncs let the
+/// filesystem share one journal commit and one device flush among many files (ext4 and XFS do),
+/// where one thread would pay a flush per file.
+const SYNC_THREADS: usize = 16;
+
+/// Runs `work` on every item, spread over at most [`SYNC_THREADS`] scoped threads; the first
+/// error wins.
+fn parallel<T: Sync>(items: &[T], work: impl Fn(&T) -> io::Result<()> + Sync) -> io::Result<()> {
+    if items.len() <= 1 {
+        return items.iter().try_for_each(&work);
+    }
+    let per_thread = items.len().div_ceil(SYNC_THREADS);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(per_thread)
+            .map(|slice| scope.spawn(|| slice.iter().try_for_each(&work)))
+            .collect();
+        let mut result = Ok(());
+        for handle in handles {
+            let outcome = handle
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("an fsync thread panicked")));
+            if result.is_ok() {
+                result = outcome;
+            }
+        }
+        result
+    })
+}
+
+/// Temporary files of a batch, removed on drop (committed ones are hard-linked first).
+struct TmpFiles(Vec<PathBuf>);
+
+impl Drop for TmpFiles {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            match fs::remove_file(path) {
+                Ok(()) => {}
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => tracing::warn!(%error, "could not remove a temporary blob file"),
+            }
+        }
+    }
+}
+
+/// Whether a name in a fan-out directory is the temporary file of a batch write
+/// (`.<blob hex>.<pid>.<n>.tmp`, see [`FileBlobs::batch_tmp_path`]).
+fn is_batch_tmp(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp")
+}
+
+impl FileBlobs {
+    /// The temporary name of a batch write: next to its final name, so that the writes of a
+    /// batch spread over the fan-out directories instead of all contending for the lock of
+    /// `tmp/` (measured: 11% of the gateway's CPU spinning on it). Leftovers of a crash are
+    /// deleted at the next open.
+    fn batch_tmp_path(&self, final_path: &Path, blob: &BlobId) -> PathBuf {
+        let n = self.shared.next_tmp.fetch_add(1, Ordering::Relaxed);
+        let name = format!(".{}.{}.{n}.tmp", blob.to_hex(), std::process::id());
+        final_path.with_file_name(name)
+    }
+
+    fn tmp_path(&self, space: &SpaceId, blob: &BlobId) -> PathBuf {
         let n = self.shared.next_tmp.fetch_add(1, Ordering::Relaxed);
         let name = format!(
             "{}-{}.{}.{n}",
@@ -282,7 +358,70 @@ impl BlobStore for FileBlobs {
             blob.to_hex(),
             std::process::id()
         );
-        let tmp_path = self.shared.tmp.join(name);
+        self.shared.tmp.join(name)
+    }
+}
+
+impl BlobStore for FileBlobs {
+    /// The durable write of the module docs, with the syncs shared by the whole batch: every
+    /// body is written to a temporary file next to its final name (`.<blob>.<pid>.<n>.tmp`, in
+    /// the fan-out directory), all the files are fsynced (in parallel, so the
+    /// filesystem can group them into few journal commits), then each is hard-linked to its final
+    /// name, and each final directory touched is fsynced once (also in parallel). Only then does
+    /// this return; a crash before leaves at most temporary files (cleaned at open) and blobs
+    /// whose final name points to fully synced content.
+    fn put_many(&self, space: &SpaceId, blobs: &[(BlobId, &[u8])]) -> Result<()> {
+        let mut tmp = TmpFiles(Vec::with_capacity(blobs.len()));
+        let mut pending = Vec::with_capacity(blobs.len());
+        for (blob, bytes) in blobs {
+            // An existing blob is kept as it is: the hard link below refuses to replace it.
+            let final_path = self.path_of(space, blob);
+            // The final path always has a parent: it is `<root>/<space>/<fan>/<blob>`.
+            self.shared
+                .ensure_dir(final_path.parent().unwrap_or(&self.shared.root))?;
+            let tmp_path = self.batch_tmp_path(&final_path, blob);
+            let mut file = File::options()
+                .write(true)
+                .create_new(true)
+                .open(&tmp_path)?;
+            tmp.0.push(tmp_path.clone());
+            file.write_all(bytes)?;
+            pending.push((file, tmp_path, final_path));
+        }
+        parallel(&pending, |(file, _, _)| file.sync_all())?;
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        let mut added = 0u64;
+        for (file, tmp_path, final_path) in &pending {
+            let dir = final_path.parent().unwrap_or(&self.shared.root);
+            let created = match fs::hard_link(tmp_path, final_path) {
+                Ok(()) => true,
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => false,
+                Err(error) if error.kind() == io::ErrorKind::Unsupported => {
+                    if final_path.exists() {
+                        false
+                    } else {
+                        fs::rename(tmp_path, final_path)?;
+                        true
+                    }
+                }
+                Err(error) => return Err(error.into()),
+            };
+            if created {
+                added += allocated(&file.metadata()?);
+                if !dirs.iter().any(|known| known == dir) {
+                    dirs.push(dir.to_path_buf());
+                }
+            }
+        }
+        drop(pending);
+        parallel(&dirs, |dir| sync_dir(dir))?;
+        self.shared.disk_bytes.fetch_add(added, Ordering::Relaxed);
+        // `tmp` drops here: the temporary names go (a leftover is cleaned at the next open).
+        Ok(())
+    }
+
+    fn begin(&self, space: &SpaceId, blob: &BlobId) -> Result<Box<dyn BlobWriter>> {
+        let tmp_path = self.tmp_path(space, blob);
         let file = File::options()
             .write(true)
             .create_new(true)
@@ -339,7 +478,9 @@ impl BlobStore for FileBlobs {
     }
 
     fn for_each(&self, visit: &mut dyn FnMut(&SpaceId, &BlobId, u64) -> Result<()>) -> Result<()> {
-        self.walk(&mut |space, blob, metadata| visit(space, blob, metadata.len()))
+        self.walk(false, &mut |space, blob, metadata| {
+            visit(space, blob, metadata.len())
+        })
     }
 
     fn disk_bytes(&self) -> Result<u64> {

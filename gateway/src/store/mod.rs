@@ -348,6 +348,15 @@ pub trait MetaStore: Send + Sync + 'static {
     fn blob_meta(&self, space: &SpaceId, blob: &BlobId) -> Result<Option<BlobMeta>>;
     /// Inserts an index entry; returns `false` (and changes nothing) if one exists.
     fn put_blob_meta(&self, space: &SpaceId, blob: &BlobId, meta: &BlobMeta) -> Result<bool>;
+    /// Inserts several index entries of one space, each only if absent, and makes them durable
+    /// together (one flush for the whole set, not one per entry); returns, per entry, whether it
+    /// was inserted. Durable on return. The default inserts them one by one.
+    fn put_blob_metas(&self, space: &SpaceId, entries: &[(BlobId, BlobMeta)]) -> Result<Vec<bool>> {
+        entries
+            .iter()
+            .map(|(blob, meta)| self.put_blob_meta(space, blob, meta))
+            .collect()
+    }
     /// Marks the indexed blobs among `blobs` as claimed at `now_ms` (their `created_ms` becomes at
     /// least `now_ms`) and returns, for each id, whether it is indexed. Durable on return.
     ///
@@ -418,6 +427,20 @@ impl core::fmt::Debug for BlobReader {
 pub trait BlobStore: Send + Sync + 'static {
     /// Starts writing a blob (replacing nothing: if it exists, the commit keeps the existing one).
     fn begin(&self, space: &SpaceId, blob: &BlobId) -> Result<Box<dyn BlobWriter>>;
+    /// Stores several complete bodies of one space and makes them durable **together**: returns
+    /// only once every one is on stable storage, like a [`BlobWriter::commit`] of each, but a
+    /// backend may share one group sync among them instead of paying one per blob. An existing
+    /// blob is kept, never replaced. On an error some of the bodies may have been stored (each
+    /// one whole or not at all); none is indexed yet, so a retry is safe. The default commits
+    /// one writer per body.
+    fn put_many(&self, space: &SpaceId, blobs: &[(BlobId, &[u8])]) -> Result<()> {
+        for (blob, bytes) in blobs {
+            let mut writer = self.begin(space, blob)?;
+            writer.write(bytes)?;
+            writer.commit()?;
+        }
+        Ok(())
+    }
     /// Opens a blob for reading.
     fn open(&self, space: &SpaceId, blob: &BlobId) -> Result<Option<BlobReader>>;
     /// Whether a blob body exists.

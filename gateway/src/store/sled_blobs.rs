@@ -97,6 +97,28 @@ impl BlobStore for SledBlobs {
         }))
     }
 
+    fn put_many(&self, space: &SpaceId, blobs: &[(BlobId, &[u8])]) -> Result<()> {
+        let mut inserted = false;
+        for (blob, bytes) in blobs {
+            if bytes.len() as u64 > self.max_blob_bytes {
+                return Err(Error::PayloadTooLarge {
+                    limit: self.max_blob_bytes,
+                });
+            }
+            let swapped = self.bodies.compare_and_swap(
+                key(space, blob),
+                None as Option<&[u8]>,
+                Some(*bytes),
+            )?;
+            inserted |= swapped.is_ok();
+        }
+        // One flush for the whole batch.
+        if inserted {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
     fn open(&self, space: &SpaceId, blob: &BlobId) -> Result<Option<BlobReader>> {
         Ok(self.bodies.get(key(space, blob))?.map(|value| BlobReader {
             size: value.len() as u64,

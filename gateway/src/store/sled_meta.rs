@@ -432,6 +432,23 @@ impl MetaStore for SledMeta {
         Ok(true)
     }
 
+    fn put_blob_metas(&self, space: &SpaceId, entries: &[(BlobId, BlobMeta)]) -> Result<Vec<bool>> {
+        let mut inserted = Vec::with_capacity(entries.len());
+        for (blob, meta) in entries {
+            let swapped = self.blob_index.compare_and_swap(
+                blob_key(space, blob),
+                None as Option<&[u8]>,
+                Some(record::encode_blob_meta(meta)),
+            )?;
+            inserted.push(swapped.is_ok());
+        }
+        // One flush makes every insert above durable (sled's log is ordered).
+        if inserted.contains(&true) {
+            self.flush()?;
+        }
+        Ok(inserted)
+    }
+
     fn claim_blobs(&self, space: &SpaceId, blobs: &[BlobId], now_ms: u64) -> Result<Vec<bool>> {
         let mut present = Vec::with_capacity(blobs.len());
         let mut changed = false;
