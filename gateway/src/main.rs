@@ -163,8 +163,11 @@ fn serve(args: ServeArgs) -> Result<ExitCode, Error> {
             .await
             .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", config.listen)))?;
         let address = listener.local_addr()?;
+        // Handlers are installed before the address is announced: a supervisor (or a test)
+        // that sends SIGTERM as soon as it reads the address gets a graceful stop.
+        let shutdown = shutdown_signal()?;
         announce(&config, &tls, address);
-        server::run_with_tls(listener, config, stores, tls, shutdown_signal()).await
+        server::run_with_tls(listener, config, stores, tls, shutdown).await
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -213,33 +216,31 @@ fn init_logging(config: &Config) {
     };
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
+/// Installs the SIGINT and SIGTERM handlers now (inside the runtime) and returns a future that
+/// completes on the first of them.
+#[cfg(unix)]
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, Error> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("SIGINT received"),
+            _ = terminate.recv() => tracing::info!("SIGTERM received"),
+        }
+    })
+}
+
+/// Completes on Ctrl-C (the only stop signal off Unix).
+#[cfg(not(unix))]
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, Error> {
+    Ok(async {
         if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::warn!(%error, "cannot listen for SIGINT");
+            tracing::warn!(%error, "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut stream) => {
-                stream.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => tracing::info!("SIGINT received"),
-        () = terminate => tracing::info!("SIGTERM received"),
-    }
+        tracing::info!("Ctrl-C received");
+    })
 }
 
 fn check(args: &CheckArgs) -> Result<ExitCode, Error> {
