@@ -585,6 +585,18 @@ fn blob_batch_suite(store: &dyn BlobStore) {
         };
         assert_eq!(read_all(store, &space, id), Some(expected));
     }
+    // A few new ones (below the files backend's whole-filesystem sync threshold).
+    let few: Vec<(BlobId, Vec<u8>)> = (41..=43u8)
+        .map(|n| (blob_id(n), body(n, 10 * usize::from(n))))
+        .collect();
+    let few_refs: Vec<(BlobId, &[u8])> = few
+        .iter()
+        .map(|(id, bytes)| (*id, bytes.as_slice()))
+        .collect();
+    store.put_many(&space, &few_refs).unwrap();
+    for (id, bytes) in &few {
+        assert_eq!(read_all(store, &space, id), Some(bytes.clone()));
+    }
     // Again: nothing changes.
     store.put_many(&space, &refs).unwrap();
     store.put_many(&space, &[]).unwrap();
@@ -596,7 +608,7 @@ fn blob_batch_suite(store: &dyn BlobStore) {
             Ok(())
         })
         .unwrap();
-    assert_eq!(count, 40);
+    assert_eq!(count, 43);
 }
 
 fn blob_batch_persisted(store: &dyn BlobStore) {
@@ -657,7 +669,7 @@ fn file_and_sled_blobs_batches_conform_and_persist() {
             Ok(())
         })
         .unwrap();
-    assert_eq!(count, 40, "a batch temporary file is not a blob");
+    assert_eq!(count, 43, "a batch temporary file is not a blob");
     drop(store);
     let reopened = FileBlobs::open(dir.path()).unwrap();
     assert!(!leftover.exists(), "removed at open");
