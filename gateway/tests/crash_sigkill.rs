@@ -1,4 +1,5 @@
-//! Fault test: SIGKILL the real gateway while several clients upload, restart it on the same data
+//! Fault test: SIGKILL the real gateway while several clients upload (single PUTs and blob
+//! batches), restart it on the same data
 //! directory, and prove that every acknowledged (2xx) blob is intact and that the store is
 //! consistent (`coffre-gateway check --read-data` exits 0). Repeated over several kills, for the
 //! files blob backend (the default) and once for the sled blob backend.
@@ -30,6 +31,12 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const UPLOADER_DEADLINE: Duration = Duration::from_secs(20);
 const MIN_BLOB: usize = 256 * 1024;
 const MAX_BLOB: usize = 1024 * 1024;
+/// Uploaders (of `UPLOADERS`) that send blob batches instead of single PUTs.
+const BATCH_UPLOADERS: usize = 2;
+/// Blobs per batch: above the files backend's whole-filesystem sync threshold
+/// (`FILESYSTEM_SYNC_MIN`), so the `syncfs` path is what gets killed.
+const BATCH_BLOBS: usize = 24;
+const MAX_SMALL_BLOB: usize = 16 * 1024;
 
 fn random_u64() -> u64 {
     let mut bytes = [0u8; 8];
@@ -37,11 +44,28 @@ fn random_u64() -> u64 {
     u64::from_le_bytes(bytes)
 }
 
-fn random_blob() -> Vec<u8> {
-    let len = MIN_BLOB + (random_u64() as usize) % (MAX_BLOB - MIN_BLOB + 1);
+fn random_bytes(min: usize, max: usize) -> Vec<u8> {
+    let len = min + (random_u64() as usize) % (max - min + 1);
     let mut body = vec![0u8; len];
     getrandom::fill(&mut body).unwrap();
     body
+}
+
+fn random_blob() -> Vec<u8> {
+    random_bytes(MIN_BLOB, MAX_BLOB)
+}
+
+/// A `blobs/batch` body of `BATCH_BLOBS` fresh small blobs, and their ids (hex).
+fn random_batch() -> (Vec<u8>, Vec<String>) {
+    let mut body = Vec::new();
+    let mut ids = Vec::with_capacity(BATCH_BLOBS);
+    for _ in 0..BATCH_BLOBS {
+        let blob = random_bytes(1, MAX_SMALL_BLOB);
+        let id = blake3::hash(&blob);
+        coffre_protocol::batch::push_record(&mut body, id.as_bytes(), &blob).unwrap();
+        ids.push(id.to_hex().to_string());
+    }
+    (body, ids)
 }
 
 /// Sends one request on a fresh HTTP/1.1 connection; panics on transport errors or timeouts
@@ -184,9 +208,10 @@ async fn setup(gateway: &Gateway, user: &User) -> String {
     space
 }
 
-/// One uploader: PUTs fresh random blobs on one connection until it fails (the gateway died),
-/// `stop` is set, or the deadline passes. Returns the acknowledged ids (hex) and the number of
-/// unexpected answers (any status other than 201).
+/// One uploader: PUTs fresh random blobs (or, with `batches`, POSTs blob batches) on one
+/// connection until it fails (the gateway died), `stop` is set, or the deadline passes. Records
+/// the acknowledged ids (hex) in `acknowledged`; returns the unexpected answers (any status other
+/// than 201 for a PUT, 200 for a batch).
 async fn uploader(
     gateway_addr: std::net::SocketAddr,
     config: Arc<rustls::ClientConfig>,
@@ -194,6 +219,7 @@ async fn uploader(
     token: String,
     stop: Arc<AtomicBool>,
     acknowledged: Arc<Mutex<Vec<String>>>,
+    batches: bool,
 ) -> Vec<String> {
     let mut unexpected = Vec::new();
     let deadline = Instant::now() + UPLOADER_DEADLINE;
@@ -208,15 +234,28 @@ async fn uploader(
     };
     tokio::spawn(connection);
     while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
-        let body = random_blob();
-        let id = blake3::hash(&body).to_hex().to_string();
-        let request = Request::put(format!("/v1/spaces/{space}/blobs/{id}"))
-            .header("host", "localhost")
-            .header("authorization", format!("Bearer {token}"))
-            .header("content-type", "application/octet-stream")
-            .header("content-length", body.len())
-            .body(Full::new(Bytes::from(body)))
-            .unwrap();
+        let (request, ids, expected) = if batches {
+            let (body, ids) = random_batch();
+            let request = Request::post(format!("/v1/spaces/{space}/blobs/batch"))
+                .header("host", "localhost")
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", "application/octet-stream")
+                .header("content-length", body.len())
+                .body(Full::new(Bytes::from(body)))
+                .unwrap();
+            (request, ids, StatusCode::OK)
+        } else {
+            let body = random_blob();
+            let id = blake3::hash(&body).to_hex().to_string();
+            let request = Request::put(format!("/v1/spaces/{space}/blobs/{id}"))
+                .header("host", "localhost")
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", "application/octet-stream")
+                .header("content-length", body.len())
+                .body(Full::new(Bytes::from(body)))
+                .unwrap();
+            (request, vec![id], StatusCode::CREATED)
+        };
         let exchange = async {
             sender.ready().await?;
             let response = sender.send_request(request).await?;
@@ -225,8 +264,8 @@ async fn uploader(
             Ok::<_, hyper::Error>(status)
         };
         match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
-            Ok(Ok(StatusCode::CREATED)) => acknowledged.lock().unwrap().push(id),
-            Ok(Ok(status)) => unexpected.push(format!("{status} for a fresh blob")),
+            Ok(Ok(status)) if status == expected => acknowledged.lock().unwrap().extend(ids),
+            Ok(Ok(status)) => unexpected.push(format!("{status} for fresh blobs")),
             // The gateway died under us (or the request timed out): this upload is not
             // acknowledged, and this connection is finished.
             Ok(Err(_)) | Err(_) => break,
@@ -338,7 +377,7 @@ async fn crash_rounds(backend: &str, kills: usize) -> (usize, usize) {
         let acknowledged = Arc::new(Mutex::new(Vec::new()));
         let config = gateway.client_config(&[b"http/1.1"]);
         let tasks: Vec<_> = (0..UPLOADERS)
-            .map(|_| {
+            .map(|n| {
                 tokio::spawn(uploader(
                     gateway.addr,
                     Arc::clone(&config),
@@ -346,6 +385,7 @@ async fn crash_rounds(backend: &str, kills: usize) -> (usize, usize) {
                     token.clone(),
                     Arc::clone(&stop),
                     Arc::clone(&acknowledged),
+                    n < BATCH_UPLOADERS,
                 ))
             })
             .collect();
