@@ -78,6 +78,8 @@ pub struct Config {
 pub struct Limits {
     /// Most simultaneous connections; further ones wait in the kernel backlog.
     pub max_connections: usize,
+    /// Most simultaneous connections from one IPv4 address or IPv6 /64; one more is closed at once.
+    pub max_connections_per_address: usize,
     /// Time allowed for the TLS handshake.
     pub tls_handshake_timeout: Duration,
     /// Time allowed to receive a request's headers (HTTP/1).
@@ -117,6 +119,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: 1024,
+            max_connections_per_address: 128,
             tls_handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),

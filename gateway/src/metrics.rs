@@ -28,6 +28,7 @@ pub struct Metrics {
     bytes_received: AtomicU64,
     bytes_sent: AtomicU64,
     connections_open: AtomicI64,
+    connections_refused: AtomicU64,
 }
 
 impl Metrics {
@@ -84,6 +85,12 @@ impl Metrics {
     /// A connection was closed (called by the server).
     pub fn connection_closed(&self) {
         self.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A connection was closed at once because its address holds its share (called by the
+    /// server).
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Currently open connections.
@@ -160,6 +167,11 @@ impl Metrics {
                 "coffre_bytes_sent_total",
                 "Response body bytes sent.",
                 &self.bytes_sent,
+            ),
+            (
+                "coffre_connections_refused_total",
+                "Connections closed at once: their address held limits.max_connections_per_address.",
+                &self.connections_refused,
             ),
         ];
         for (name, help, value) in counters {

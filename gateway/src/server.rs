@@ -4,6 +4,8 @@
 //!
 //! - At most `limits.max_connections` connections are served at once: a permit is taken *before*
 //!   `accept`, so further clients wait in the kernel backlog instead of costing memory here.
+//! - At most `limits.max_connections_per_address` of them come from one IPv4 address or IPv6 /64
+//!   ([`per_address`]); one more from that address is closed as soon as it is accepted.
 //! - Every phase of a connection has a time bound from [`Limits`](crate::config::Limits): the TLS
 //!   handshake, the request headers (HTTP/1, also bounding keep-alive idleness), idleness with no
 //!   request in flight (both protocols, see [`connection`]), and each whole request, response body
@@ -17,10 +19,11 @@
 //! # Threats
 //!
 //! Slowloris-style clients (slow handshakes, slow headers, idle connections, slow readers of
-//! responses), connection floods, HTTP/2 reset floods and oversized headers are each bounded by a
+//! responses), connection floods (also from a single address), HTTP/2 reset floods and oversized headers are each bounded by a
 //! limit above; none can hold more than its permit and its buffers.
 
 mod connection;
+mod per_address;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -133,6 +136,7 @@ pub async fn serve(
     let acceptor = TlsAcceptor::from(tls);
     let builders = Arc::new(Builders::new(&limits));
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let per_address = per_address::PerAddress::new(limits.max_connections_per_address);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -160,6 +164,12 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let Some(address_slot) = per_address.claim(peer.ip()) else {
+            // Closed at once (dropping the stream); the global permit goes back with it.
+            tracing::debug!(%peer, "connection refused: limits.max_connections_per_address");
+            app.metrics.connection_refused();
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         connections.spawn(connection::serve(connection::Conn {
             tcp,
@@ -169,6 +179,7 @@ pub async fn serve(
             app: Arc::clone(&app),
             stop: stop_rx.clone(),
             permit,
+            address_slot,
         }));
     }
 

@@ -165,3 +165,48 @@ async fn a_request_over_its_time_gets_503() {
     assert!(text.contains("unavailable"), "{text}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn connections_over_the_per_address_cap_are_closed_and_counted() {
+    let gateway = Gateway::start_with(
+        Options::default().env("COFFRE_GATEWAY_MAX_CONNECTIONS_PER_ADDRESS", "2"),
+    );
+    let first = gateway.connect(&[b"http/1.1"]).await.unwrap();
+    let second = gateway.connect(&[b"http/1.1"]).await.unwrap();
+    // The third from the same address is accepted by the kernel and closed by the gateway
+    // before any TLS: the handshake fails (or the stream ends) well before any timeout.
+    let started = Instant::now();
+    let third = tokio::time::timeout(Duration::from_secs(5), gateway.connect(&[b"http/1.1"]))
+        .await
+        .expect("the refusal is immediate, not a timeout");
+    assert!(
+        third.is_err(),
+        "a third connection from one address was served"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // A slot comes back when a connection closes.
+    drop(first);
+    let mut served = false;
+    for _ in 0..50 {
+        if let Ok(tls) = gateway.connect(&[b"http/1.1"]).await {
+            let (mut h1, connection) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                    .await
+                    .unwrap();
+            tokio::spawn(connection);
+            let (status, body) =
+                read_response(h1.send_request(get("/metrics")).await.unwrap()).await;
+            assert_eq!(status, http::StatusCode::OK);
+            let text = String::from_utf8_lossy(&body).into_owned();
+            assert!(
+                text.contains("coffre_connections_refused_total 1"),
+                "{text}"
+            );
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(served, "no slot came back after a connection closed");
+    drop(second);
+}

@@ -80,6 +80,7 @@ pub const KEYS: &[Key] = &[
     key("rate_per_address", Kind::Real),
     key("burst_per_address", Kind::Real),
     key("limits.max_connections", Kind::Whole),
+    key("limits.max_connections_per_address", Kind::Whole),
     key("limits.tls_handshake_timeout_secs", Kind::Seconds),
     key("limits.header_read_timeout_secs", Kind::Seconds),
     key("limits.idle_timeout_secs", Kind::Seconds),
@@ -164,6 +165,9 @@ impl Config {
         }
         if l.max_connections == 0 || l.max_connections > tokio::sync::Semaphore::MAX_PERMITS {
             return bad("limits.max_connections", "must be between 1 and 2^61");
+        }
+        if l.max_connections_per_address == 0 {
+            return bad("limits.max_connections_per_address", "must be at least 1");
         }
         if l.max_header_bytes < 8192 || u32::try_from(l.max_header_bytes).is_err() {
             return bad(
@@ -361,6 +365,9 @@ fn set(config: &mut Config, key: &Key, raw: &str) -> Result<(), String> {
         "rate_per_address" => config.rate_per_address = real(raw)?,
         "burst_per_address" => config.burst_per_address = real(raw)?,
         "limits.max_connections" => l.max_connections = whole_usize(raw)?,
+        "limits.max_connections_per_address" => {
+            l.max_connections_per_address = whole_usize(raw)?;
+        }
         "limits.tls_handshake_timeout_secs" => l.tls_handshake_timeout = seconds(raw)?,
         "limits.header_read_timeout_secs" => l.header_read_timeout = seconds(raw)?,
         "limits.idle_timeout_secs" => l.idle_timeout = seconds(raw)?,

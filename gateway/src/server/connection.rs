@@ -44,6 +44,8 @@ pub(super) struct Conn {
     pub stop: watch::Receiver<bool>,
     /// Released when the task ends, letting the accept loop take another connection.
     pub permit: OwnedSemaphorePermit,
+    /// This connection counted against its address; released when the task ends.
+    pub address_slot: super::per_address::AddressSlot,
 }
 
 /// Serves one connection to completion. Failures are the client's business: logged at debug.
@@ -56,6 +58,7 @@ pub(super) async fn serve(conn: Conn) {
         app,
         mut stop,
         permit,
+        address_slot,
     } = conn;
     let limits = app.config.limits.clone();
     app.metrics.connection_opened();
@@ -128,6 +131,7 @@ pub(super) async fn serve(conn: Conn) {
         }
     }
     drop(permit);
+    drop(address_slot);
 }
 
 /// Requests in flight on one connection, and since when none has been.
