@@ -23,7 +23,7 @@ use coffre_crypto::commit::{Commit, CommitChain, CommitRoot, LogHead};
 use coffre_crypto::device::{
     DeviceAction, DeviceCertificate, DeviceEntry, DeviceEntryHash, DeviceSigner,
 };
-use coffre_crypto::dirnode::{DirEntry, DirNode, EntryKind, EntryName, Timestamp};
+use coffre_crypto::dirnode::{DirEntry, DirNode, EntryKind, EntryName, FileContent, Timestamp};
 use coffre_crypto::envelope::{self, BlobKind, BlobRef};
 use coffre_crypto::identity::{Handle, Identity, IdentitySecret, safety_number};
 use coffre_crypto::keys::{BlobId, EpochKey, SigningSecret, SpaceId};
@@ -120,7 +120,8 @@ fn put_file(
         name: EntryName::new(name)?,
         mtime: Timestamp::new((now_ms() / 1000) as i64, 0)?,
         kind: EntryKind::File {
-            manifest: manifest_ref,
+            // Always a manifest here, even for one chunk: the demo swaps chunks in it below.
+            content: FileContent::Manifest(manifest_ref),
             size,
             mode: 0o644,
         },
@@ -135,7 +136,12 @@ fn get_file(gateway: &Gateway, root: &BlobRef, name: &str) -> Result<[u8; 32]> {
     let missing = || coffre_crypto::Error::InvalidInput("blob missing from the gateway");
     let node = DirNode::open(root, gateway.get(&root.id).ok_or_else(missing)?)?;
     let Some(DirEntry {
-        kind: EntryKind::File { manifest, size, .. },
+        kind:
+            EntryKind::File {
+                content: FileContent::Manifest(manifest),
+                size,
+                ..
+            },
         ..
     }) = node.get(name)
     else {
@@ -234,7 +240,11 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     // 4. The gateway swaps two chunks: bob refuses.
     let node = DirNode::open(&root1, &gateway[&root1.id])?;
     let Some(DirEntry {
-        kind: EntryKind::File { manifest, .. },
+        kind:
+            EntryKind::File {
+                content: FileContent::Manifest(manifest),
+                ..
+            },
         ..
     }) = node.get("report.bin")
     else {

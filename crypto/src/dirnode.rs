@@ -7,6 +7,7 @@
 //!   0x01 file:    manifest_id (b32) ‖ manifest_key (b32) ‖ size (u64) ‖ mode (u32)
 //!   0x02 dir:     node_id (b32) ‖ node_key (b32)
 //!   0x03 symlink: target (str16)
+//!   0x04 file in one chunk: chunk_id (b32) ‖ chunk_key (b32) ‖ size (u64) ‖ mode (u32)
 //! ```
 //!
 //! Invariants and threats:
@@ -24,7 +25,9 @@
 //! - **keys stay secret**: the encoding is returned in a [`Zeroizing`] buffer allocated once.
 //!
 //! The client still checks that a file entry's `size` equals its manifest's `file_size` (it needs
-//! the manifest for that; see [`crate::manifest`]).
+//! the manifest for that; see [`crate::manifest`]). A file of exactly one chunk is written with
+//! kind 0x04 ([`FileContent::Chunk`]): the entry references the chunk itself, there is no manifest
+//! blob, and `size` is the chunk's length (`1..=`[`MAX_CHUNK_LEN`]).
 
 use zeroize::Zeroizing;
 
@@ -32,6 +35,7 @@ use crate::codec::{Reader, Writer};
 use crate::envelope::{self, BlobKind, BlobRef, SealedBlob};
 use crate::error::{Error, Result};
 use crate::keys::{BlobId, BlobKey};
+use crate::manifest::{ChunkRef, MAX_CHUNK_LEN};
 
 /// The directory-node magic. **Format-fixed.**
 pub const MAGIC: [u8; 4] = *b"CFDR";
@@ -49,6 +53,7 @@ pub const NANOS_PER_SECOND: u32 = 1_000_000_000;
 const KIND_FILE: u8 = 0x01;
 const KIND_DIR: u8 = 0x02;
 const KIND_SYMLINK: u8 = 0x03;
+const KIND_CHUNK_FILE: u8 = 0x04;
 /// The shortest encoded entry: 1-byte name, kind, times, 1-byte symlink target.
 const MIN_ENTRY_LEN: usize = 3 + 1 + 8 + 4 + 3;
 
@@ -109,14 +114,43 @@ impl Timestamp {
     }
 }
 
+/// Where a file's bytes are.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FileContent {
+    /// Kind 0x01: a manifest listing the chunks (any count; what empty files and files of two or
+    /// more chunks use). The entry's `size` must equal the manifest's `file_size`.
+    Manifest(BlobRef),
+    /// Kind 0x04: the file's only chunk, referenced directly (no manifest blob). The entry's
+    /// `size` equals the chunk's `length`.
+    Chunk(ChunkRef),
+}
+
+impl FileContent {
+    /// An explicit copy, keys included.
+    pub fn duplicate(&self) -> Self {
+        match self {
+            FileContent::Manifest(manifest) => FileContent::Manifest(manifest.duplicate()),
+            FileContent::Chunk(chunk) => FileContent::Chunk(chunk.duplicate()),
+        }
+    }
+
+    /// The blob read first to get at the bytes: the manifest, or the only chunk.
+    pub fn first_blob(&self) -> &BlobId {
+        match self {
+            FileContent::Manifest(manifest) => &manifest.id,
+            FileContent::Chunk(chunk) => &chunk.id,
+        }
+    }
+}
+
 /// What an entry is.
 #[derive(Debug, PartialEq, Eq)]
 pub enum EntryKind {
     /// A regular file.
     File {
-        /// Its manifest.
-        manifest: BlobRef,
-        /// Its size in bytes (must equal the manifest's `file_size`).
+        /// Where its bytes are.
+        content: FileContent,
+        /// Its size in bytes (the manifest's `file_size`, or the only chunk's length).
         size: u64,
         /// Permission bits, within [`MODE_MASK`].
         mode: u32,
@@ -161,6 +195,14 @@ fn check_symlink_target(target: &str) -> core::result::Result<(), &'static str> 
     Ok(())
 }
 
+/// A one-chunk file's size: `1..=`[`MAX_CHUNK_LEN`], as the chunk length it is.
+fn check_chunk_size(size: u64) -> core::result::Result<u32, &'static str> {
+    match u32::try_from(size) {
+        Ok(length) if (1..=MAX_CHUNK_LEN).contains(&length) => Ok(length),
+        _ => Err("one-chunk file size out of range"),
+    }
+}
+
 fn check_mode(mode: u32) -> core::result::Result<(), &'static str> {
     if mode & !MODE_MASK != 0 {
         return Err("file mode has bits beyond 0o7777");
@@ -181,7 +223,14 @@ impl DirEntry {
     fn encode(&self, writer: &mut Writer) -> Result<()> {
         writer.str16(self.name.as_str(), MAX_NAME_LEN)?;
         let kind = match &self.kind {
-            EntryKind::File { .. } => KIND_FILE,
+            EntryKind::File {
+                content: FileContent::Manifest(_),
+                ..
+            } => KIND_FILE,
+            EntryKind::File {
+                content: FileContent::Chunk(_),
+                ..
+            } => KIND_CHUNK_FILE,
             EntryKind::Dir { .. } => KIND_DIR,
             EntryKind::Symlink { .. } => KIND_SYMLINK,
         };
@@ -190,13 +239,27 @@ impl DirEntry {
         writer.u32(self.mtime.nanos);
         match &self.kind {
             EntryKind::File {
-                manifest,
+                content,
                 size,
                 mode,
             } => {
                 check_mode(*mode).map_err(Error::InvalidInput)?;
-                writer.raw(manifest.id.as_bytes());
-                writer.raw(manifest.key.expose_secret());
+                match content {
+                    FileContent::Manifest(manifest) => {
+                        writer.raw(manifest.id.as_bytes());
+                        writer.raw(manifest.key.expose_secret());
+                    }
+                    FileContent::Chunk(chunk) => {
+                        check_chunk_size(*size).map_err(Error::InvalidInput)?;
+                        if u64::from(chunk.length) != *size {
+                            return Err(Error::InvalidInput(
+                                "a one-chunk file's size differs from its chunk's length",
+                            ));
+                        }
+                        writer.raw(chunk.id.as_bytes());
+                        writer.raw(chunk.key.expose_secret());
+                    }
+                }
                 writer.u64(*size);
                 writer.u32(*mode);
             }
@@ -228,7 +291,23 @@ impl DirEntry {
                 let mode = reader.u32()?;
                 check_mode(mode).map_err(|reason| reader.error(reason))?;
                 EntryKind::File {
-                    manifest,
+                    content: FileContent::Manifest(manifest),
+                    size,
+                    mode,
+                }
+            }
+            KIND_CHUNK_FILE => {
+                let chunk = decode_blob_ref(reader)?;
+                let size = reader.u64()?;
+                let mode = reader.u32()?;
+                check_mode(mode).map_err(|reason| reader.error(reason))?;
+                let length = check_chunk_size(size).map_err(|reason| reader.error(reason))?;
+                EntryKind::File {
+                    content: FileContent::Chunk(ChunkRef {
+                        id: chunk.id,
+                        key: chunk.key,
+                        length,
+                    }),
                     size,
                     mode,
                 }
@@ -359,6 +438,15 @@ mod tests {
         }
     }
 
+    fn one_chunk(byte: u8, length: u32) -> ChunkRef {
+        let blob = blob(byte);
+        ChunkRef {
+            id: blob.id,
+            key: blob.key,
+            length,
+        }
+    }
+
     fn entry(name: &str, kind: EntryKind) -> DirEntry {
         DirEntry {
             name: EntryName::new(name).unwrap(),
@@ -378,9 +466,17 @@ mod tests {
             entry(
                 "a.txt",
                 EntryKind::File {
-                    manifest: blob(1),
+                    content: FileContent::Manifest(blob(1)),
                     size: 42,
                     mode: 0o644,
+                },
+            ),
+            entry(
+                "b.txt",
+                EntryKind::File {
+                    content: FileContent::Chunk(one_chunk(3, 7)),
+                    size: 7,
+                    mode: 0o600,
                 },
             ),
             entry("Docs", EntryKind::Dir { node: blob(2) }),
@@ -392,15 +488,24 @@ mod tests {
     fn round_trip_sorted_by_bytes() {
         let node = sample();
         let names: Vec<_> = node.entries.iter().map(|e| e.name.as_str()).collect();
-        assert_eq!(names, ["Docs", "a.txt", "z-link"]);
+        assert_eq!(names, ["Docs", "a.txt", "b.txt", "z-link"]);
         let bytes = node.encode().unwrap();
-        assert_eq!(&bytes[..9], b"CFDR\x01\x00\x00\x00\x03");
+        assert_eq!(&bytes[..9], b"CFDR\x01\x00\x00\x00\x04");
         assert_eq!(bytes.len(), bytes.capacity(), "allocated once");
         assert_eq!(DirNode::decode(&bytes).unwrap(), node);
         let (reference, sealed) = node.seal().unwrap();
         assert_eq!(DirNode::open(&reference, sealed.as_bytes()).unwrap(), node);
         assert!(node.get("a.txt").is_some());
         assert!(node.get("b").is_none());
+        let Some(DirEntry {
+            kind: EntryKind::File { content, .. },
+            ..
+        }) = node.get("b.txt")
+        else {
+            panic!("b.txt is a file");
+        };
+        assert_eq!(*content, FileContent::Chunk(one_chunk(3, 7)));
+        assert_eq!(content.first_blob(), &BlobId::from_bytes([3; 32]));
         let empty = DirNode::default();
         assert_eq!(DirNode::decode(&empty.encode().unwrap()).unwrap(), empty);
     }
@@ -431,13 +536,33 @@ mod tests {
         let bad_mode = DirNode::new(vec![entry(
             "f",
             EntryKind::File {
-                manifest: blob(1),
+                content: FileContent::Manifest(blob(1)),
                 size: 0,
                 mode: 0o10000,
             },
         )])
         .unwrap();
         assert!(bad_mode.encode().is_err());
+        // A one-chunk file: size must be the chunk's length, 1..=MAX_CHUNK_LEN.
+        for (length, size) in [
+            (7, 8),
+            (0, 0),
+            (MAX_CHUNK_LEN + 1, u64::from(MAX_CHUNK_LEN) + 1),
+        ] {
+            let node = DirNode::new(vec![entry(
+                "f",
+                EntryKind::File {
+                    content: FileContent::Chunk(one_chunk(1, length)),
+                    size,
+                    mode: 0o644,
+                },
+            )])
+            .unwrap();
+            assert!(
+                matches!(node.encode(), Err(Error::InvalidInput(_))),
+                "{length} {size}"
+            );
+        }
         for target in [String::new(), "a\0".into(), "x".repeat(4097)] {
             let node = DirNode::new(vec![entry("l", EntryKind::Symlink { target })]).unwrap();
             assert!(node.encode().is_err());
@@ -453,11 +578,32 @@ mod tests {
         wrong_kind[9 + 2 + 4] = 9; // first entry "Docs": kind byte after the name
         let mut big_count = bytes.to_vec();
         big_count[5..9].copy_from_slice(&(MAX_ENTRIES as u32 + 1).to_be_bytes());
+        // A one-chunk file whose size is 0 or above the longest chunk.
+        let one = DirNode::new(vec![entry(
+            "f",
+            EntryKind::File {
+                content: FileContent::Chunk(one_chunk(1, 5)),
+                size: 5,
+                mode: 0o644,
+            },
+        )])
+        .unwrap()
+        .encode()
+        .unwrap();
+        let size_at = 9 + 2 + 1 + 1 + 8 + 4 + 64;
+        let mut zero_size = one.to_vec();
+        zero_size[size_at..size_at + 8].copy_from_slice(&0u64.to_be_bytes());
+        let mut huge_size = one.to_vec();
+        huge_size[size_at..size_at + 8]
+            .copy_from_slice(&(u64::from(MAX_CHUNK_LEN) + 1).to_be_bytes());
+        assert!(DirNode::decode(&one).is_ok());
         for bad in [
             trailing,
             wrong_kind,
             big_count,
             bytes[..bytes.len() - 1].to_vec(),
+            zero_size,
+            huge_size,
         ] {
             assert!(matches!(
                 DirNode::decode(&bad),

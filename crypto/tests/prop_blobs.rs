@@ -11,7 +11,7 @@ use coffre_crypto::chunker::{
     Chunk, Chunker, ChunkerSeed, ConvergenceKey, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, chunk_key,
     seal_chunk,
 };
-use coffre_crypto::dirnode::{DirEntry, DirNode, EntryKind, EntryName, Timestamp};
+use coffre_crypto::dirnode::{DirEntry, DirNode, EntryKind, EntryName, FileContent, Timestamp};
 use coffre_crypto::envelope::{self, BlobKind, BlobRef};
 use coffre_crypto::keys::{BlobId, BlobKey, EpochKey, SpaceId};
 use coffre_crypto::manifest::{ChunkRef, MAX_CHUNK_LEN, Manifest};
@@ -58,8 +58,19 @@ fn entry() -> impl Strategy<Value = DirEntry> {
     let kind = prop_oneof![
         (blob.clone(), any::<u64>(), 0u32..=0o7777).prop_map(|(manifest, size, mode)| {
             EntryKind::File {
-                manifest,
+                content: FileContent::Manifest(manifest),
                 size,
+                mode,
+            }
+        }),
+        (blob.clone(), 1u32..=MAX_CHUNK_LEN, 0u32..=0o7777).prop_map(|(chunk, length, mode)| {
+            EntryKind::File {
+                content: FileContent::Chunk(ChunkRef {
+                    id: chunk.id,
+                    key: chunk.key,
+                    length,
+                }),
+                size: u64::from(length),
                 mode,
             }
         }),

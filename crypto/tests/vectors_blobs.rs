@@ -21,7 +21,7 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use coffre_crypto::Error;
 use coffre_crypto::chunker::{Chunker, ChunkerSeed, ConvergenceKey, chunk_key, seal_chunk};
-use coffre_crypto::dirnode::{DirEntry, DirNode, EntryKind, EntryName, Timestamp};
+use coffre_crypto::dirnode::{DirEntry, DirNode, EntryKind, EntryName, FileContent, Timestamp};
 use coffre_crypto::envelope::{self, BlobKind, BlobRef};
 use coffre_crypto::kdf::{CTX_CAEAD_COMMIT, CTX_CAEAD_KEY, CTX_ENVELOPE_NONCE, derive};
 use coffre_crypto::keys::{BlobId, BlobKey, EpochKey, SpaceId};
@@ -249,10 +249,25 @@ fn manifest_of(case: &ManifestCase) -> Manifest {
 fn entry_of(json: &EntryJson) -> DirEntry {
     let kind = match json.kind.as_str() {
         "file" => EntryKind::File {
-            manifest: blob_ref(json.id.as_ref().unwrap(), json.key.as_ref().unwrap()),
+            content: FileContent::Manifest(blob_ref(
+                json.id.as_ref().unwrap(),
+                json.key.as_ref().unwrap(),
+            )),
             size: json.size.unwrap(),
             mode: json.mode.unwrap(),
         },
+        "chunk_file" => {
+            let chunk = blob_ref(json.id.as_ref().unwrap(), json.key.as_ref().unwrap());
+            EntryKind::File {
+                content: FileContent::Chunk(ChunkRef {
+                    id: chunk.id,
+                    key: chunk.key,
+                    length: u32::try_from(json.size.unwrap()).unwrap(),
+                }),
+                size: json.size.unwrap(),
+                mode: json.mode.unwrap(),
+            }
+        }
         "dir" => EntryKind::Dir {
             node: blob_ref(json.id.as_ref().unwrap(), json.key.as_ref().unwrap()),
         },
@@ -282,13 +297,17 @@ fn json_of(entry: &DirEntry) -> EntryJson {
     };
     match &entry.kind {
         EntryKind::File {
-            manifest,
+            content,
             size,
             mode,
         } => {
-            json.kind = "file".into();
-            json.id = Some(manifest.id.to_hex());
-            json.key = Some(hex::encode(manifest.key.expose_secret()));
+            let (kind, id, key) = match content {
+                FileContent::Manifest(manifest) => ("file", &manifest.id, &manifest.key),
+                FileContent::Chunk(chunk) => ("chunk_file", &chunk.id, &chunk.key),
+            };
+            json.kind = kind.into();
+            json.id = Some(id.to_hex());
+            json.key = Some(hex::encode(key.expose_secret()));
             json.size = Some(*size);
             json.mode = Some(*mode);
         }
@@ -691,9 +710,26 @@ fn gen_dirnodes() -> (Vec<DirNodeCase>, Vec<FailDecodeCase>) {
             1_700_000_000,
             123_456_789,
             EntryKind::File {
-                manifest: blob("notes"),
+                content: FileContent::Manifest(blob("notes")),
                 size: 5,
                 mode: 0o644,
+            },
+        ),
+        entry(
+            "one-chunk.bin",
+            1_700_000_001,
+            5,
+            EntryKind::File {
+                content: {
+                    let chunk = blob("one-chunk");
+                    FileContent::Chunk(ChunkRef {
+                        id: chunk.id,
+                        key: chunk.key,
+                        length: 1000,
+                    })
+                },
+                size: 1000,
+                mode: 0o600,
             },
         ),
         entry(
@@ -717,7 +753,7 @@ fn gen_dirnodes() -> (Vec<DirNodeCase>, Vec<FailDecodeCase>) {
             0,
             1,
             EntryKind::File {
-                manifest: blob("ete"),
+                content: FileContent::Manifest(blob("ete")),
                 size: 0,
                 mode: 0o7777,
             },
@@ -739,12 +775,13 @@ fn gen_dirnodes() -> (Vec<DirNodeCase>, Vec<FailDecodeCase>) {
         body.extend_from_slice(target);
         body
     };
-    let file = |mode: u32| {
+    let file_of = |size: u64, mode: u32| {
         let mut body = vec![0x22; 64];
-        body.extend_from_slice(&7u64.to_be_bytes());
+        body.extend_from_slice(&size.to_be_bytes());
         body.extend_from_slice(&mode.to_be_bytes());
         body
     };
+    let file = |mode: u32| file_of(7, mode);
     let good = raw_node(2, &[raw_dir(b"a"), raw_dir(b"b")]);
     let fail = vec![
         fail_case(
@@ -784,7 +821,22 @@ fn gen_dirnodes() -> (Vec<DirNodeCase>, Vec<FailDecodeCase>) {
         ),
         fail_case(
             "unknown entry kind",
-            raw_node(1, &[raw_entry(b"a", 0x04, 0, 0, &[0x11; 64])]),
+            raw_node(1, &[raw_entry(b"a", 0x05, 0, 0, &[0x11; 64])]),
+        ),
+        fail_case(
+            "one-chunk file of size 0",
+            raw_node(1, &[raw_entry(b"f", 0x04, 0, 0, &file_of(0, 0o644))]),
+        ),
+        fail_case(
+            "one-chunk file above the longest chunk",
+            raw_node(
+                1,
+                &[raw_entry(b"f", 0x04, 0, 0, &file_of(16_777_217, 0o644))],
+            ),
+        ),
+        fail_case(
+            "one-chunk file mode beyond 0o7777",
+            raw_node(1, &[raw_entry(b"f", 0x04, 0, 0, &file_of(7, 0o10644))]),
         ),
         fail_case("trailing bytes", [&good[..], &[0]].concat()),
         fail_case("truncated", good[..good.len() - 1].to_vec()),

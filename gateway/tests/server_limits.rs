@@ -198,10 +198,13 @@ async fn connections_over_the_per_address_cap_are_closed_and_counted() {
                 read_response(h1.send_request(get("/metrics")).await.unwrap()).await;
             assert_eq!(status, http::StatusCode::OK);
             let text = String::from_utf8_lossy(&body).into_owned();
-            assert!(
-                text.contains("coffre_connections_refused_total 1"),
-                "{text}"
-            );
+            // At least the third connection; retries above that raced the first's closing.
+            let refused: u64 = text
+                .lines()
+                .find_map(|line| line.strip_prefix("coffre_connections_refused_total "))
+                .and_then(|value| value.parse().ok())
+                .unwrap_or(0);
+            assert!(refused >= 1, "{text}");
             served = true;
             break;
         }

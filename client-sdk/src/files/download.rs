@@ -4,8 +4,8 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use coffre_crypto::dirnode::Timestamp;
-use coffre_crypto::envelope::{BlobKind, open_verified};
+use coffre_crypto::dirnode::{FileContent, Timestamp};
+use coffre_crypto::envelope::{BlobKind, BlobRef, open_verified};
 use coffre_crypto::keys::{BlobId, SpaceId, random_bytes};
 use coffre_crypto::manifest::{ChunkRef, Manifest};
 use tokio::io::AsyncWriteExt;
@@ -81,13 +81,13 @@ pub(crate) async fn download_file<R: Remote>(
     progress: &dyn Progress,
     stats: &mut TransferStats,
 ) -> Result<u64> {
-    let bytes = remote.get_blob(space, &file.manifest.id).await?;
-    let manifest = Manifest::open(&file.manifest, &bytes)?;
-    if manifest.file_size != file.size {
-        return Err(Error::Integrity(
-            "a file's size differs from its manifest".into(),
-        ));
-    }
+    let chunks = match &file.content {
+        FileContent::Manifest(reference) => {
+            let bytes = remote.get_blob(space, &reference.id).await?;
+            opened_manifest(reference, &bytes, file.size)?
+        }
+        FileContent::Chunk(chunk) => vec![chunk.duplicate()],
+    };
     let name = dest
         .file_name()
         .ok_or_else(|| Error::InvalidInput(format!("not a file path: {}", dest.display())))?;
@@ -113,7 +113,7 @@ pub(crate) async fn download_file<R: Remote>(
 
     let mut written: u64 = 0;
     let mut window = Window::new();
-    let mut chunks = manifest.chunks.iter();
+    let mut chunks = chunks.iter();
     loop {
         while window.len() < DOWNLOAD_CONCURRENCY {
             let Some(chunk) = chunks.next() else { break };
@@ -327,6 +327,18 @@ fn make_symlink(target: &str, link: &Path) -> Result<()> {
     }
 }
 
+/// The chunks listed by the manifest `reference` (envelope `bytes`), checked against the entry's
+/// `size`.
+fn opened_manifest(reference: &BlobRef, bytes: &[u8], size: u64) -> Result<Vec<ChunkRef>> {
+    let manifest = Manifest::open(reference, bytes)?;
+    if manifest.file_size != size {
+        return Err(Error::Integrity(
+            "a file's size differs from its manifest".into(),
+        ));
+    }
+    Ok(manifest.chunks)
+}
+
 /// A small file of a tree download: its reference, its path in the space, its local path.
 type SmallFile = (FileRef, SpacePath, PathBuf);
 
@@ -357,13 +369,13 @@ fn temp_path(dest: &Path) -> Result<(PathBuf, PathBuf)> {
 /// touched is fsynced once (blocking). The same guarantee as [`download_file`] — a destination is
 /// only ever replaced by a complete, verified, fsynced file — with the syncs shared by the group.
 fn write_group(
-    files: &[(SmallFile, Manifest)],
+    files: &[(SmallFile, Vec<ChunkRef>)],
     envelopes: &HashMap<BlobId, Vec<u8>>,
 ) -> Result<u64> {
     let mut temps: Vec<TempFile> = Vec::with_capacity(files.len());
     let mut handles = Vec::with_capacity(files.len());
     let mut written_total = 0u64;
-    for ((file, _, dest), manifest) in files {
+    for ((file, _, dest), chunks) in files {
         let (temp_path, _) = temp_path(dest)?;
         let mut out = std::fs::OpenOptions::new()
             .write(true)
@@ -374,7 +386,7 @@ fn write_group(
             armed: true,
         });
         let mut written = 0u64;
-        for chunk in &manifest.chunks {
+        for chunk in chunks {
             let envelope = envelopes.get(&chunk.id).ok_or_else(|| {
                 Error::Protocol("the gateway did not send a chunk it was asked for".into())
             })?;
@@ -418,8 +430,9 @@ fn write_group(
     Ok(written_total)
 }
 
-/// Downloads one group of small files: their manifests in one fetch, their chunks in another,
-/// then opened and written on a blocking thread ([`write_group`]).
+/// Downloads one group of small files: their manifests in one fetch (files of one chunk have
+/// none), their chunks in another, then opened and written on a blocking thread
+/// ([`write_group`]).
 async fn download_group<R: Remote>(
     remote: &R,
     space: &SpaceId,
@@ -430,30 +443,37 @@ async fn download_group<R: Remote>(
     let mut seen = HashSet::new();
     let manifest_ids: Vec<BlobId> = files
         .iter()
-        .map(|(file, _, _)| file.manifest.id)
+        .filter_map(|(file, _, _)| match &file.content {
+            FileContent::Manifest(reference) => Some(reference.id),
+            FileContent::Chunk(_) => None,
+        })
         .filter(|id| seen.insert(*id))
         .collect();
-    let manifest_bytes = fetch_blobs(remote, space, &manifest_ids).await?;
+    let manifest_bytes = if manifest_ids.is_empty() {
+        HashMap::new()
+    } else {
+        fetch_blobs(remote, space, &manifest_ids).await?
+    };
     let mut opened = Vec::with_capacity(files.len());
     let mut chunk_ids = Vec::new();
     let mut seen = HashSet::new();
     for small in files {
-        let bytes = manifest_bytes.get(&small.0.manifest.id).ok_or_else(|| {
-            Error::Protocol("the gateway did not send a manifest it was asked for".into())
-        })?;
-        let manifest = Manifest::open(&small.0.manifest, bytes)?;
-        if manifest.file_size != small.0.size {
-            return Err(Error::Integrity(
-                "a file's size differs from its manifest".into(),
-            ));
-        }
-        for chunk in &manifest.chunks {
+        let chunks = match &small.0.content {
+            FileContent::Manifest(reference) => {
+                let bytes = manifest_bytes.get(&reference.id).ok_or_else(|| {
+                    Error::Protocol("the gateway did not send a manifest it was asked for".into())
+                })?;
+                opened_manifest(reference, bytes, small.0.size)?
+            }
+            FileContent::Chunk(chunk) => vec![chunk.duplicate()],
+        };
+        for chunk in &chunks {
             stats.chunks += 1;
             if seen.insert(chunk.id) {
                 chunk_ids.push(chunk.id);
             }
         }
-        opened.push((small, manifest));
+        opened.push((small, chunks));
     }
     let envelopes = if chunk_ids.is_empty() {
         HashMap::new()

@@ -1,5 +1,6 @@
 //! The upload pipeline: chunk and seal on a blocking thread, ask which chunks are missing, send
-//! only those, then seal the manifest and put the entry into the snapshot.
+//! only those, then seal the manifest (none for a file of one chunk: its entry points at the
+//! chunk) and put the entry into the snapshot.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
@@ -7,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use coffre_crypto::chunker::{AVG_CHUNK_SIZE, Chunker, chunk_slice, seal_chunk};
-use coffre_crypto::dirnode::Timestamp;
-use coffre_crypto::envelope::{BlobRef, SealedBlob};
+use coffre_crypto::dirnode::{FileContent, Timestamp};
+use coffre_crypto::envelope::SealedBlob;
 use coffre_crypto::keys::{BlobId, SpaceId};
 use coffre_crypto::manifest::{ChunkRef, Manifest};
 use tokio::sync::mpsc;
@@ -25,7 +26,7 @@ use super::{
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::remote::Remote;
-use crate::tree::{EntryType, Snapshot, SpacePath};
+use crate::tree::{EntryType, FileRef, Snapshot, SpacePath};
 
 type Sealed = Result<(ChunkRef, SealedBlob)>;
 
@@ -154,28 +155,36 @@ fn record((length, sent): (u64, u64), progress: &dyn Progress, stats: &mut Trans
     progress.on_chunk_done(length);
 }
 
-/// The manifest reference to put at `dest`: the existing one if the file there has the same
-/// chunks (nothing to upload), else `manifest` freshly sealed, with the sealed blob to upload.
-/// `prefetched` may hold the envelope of the existing file's manifest (fetched in a batch with
-/// others); otherwise it is fetched here.
-async fn resolve_manifest<R: Remote>(
+/// What to put at `dest` for a file made of `manifest`'s chunks, and the blob to upload for it:
+/// a file of exactly one chunk references that chunk directly (FORMAT.md section 7, kind 0x04;
+/// nothing more to upload); otherwise the existing manifest if the file there has the same chunks
+/// (nothing to upload), else `manifest` freshly sealed. `prefetched` may hold the envelope of the
+/// existing file's manifest (fetched in a batch with others); otherwise it is fetched here.
+async fn resolve_content<R: Remote>(
     snapshot: &mut Snapshot<'_, R>,
     dest: &SpacePath,
     manifest: &Manifest,
     progress: &dyn Progress,
     prefetched: &HashMap<BlobId, Vec<u8>>,
-) -> Result<(BlobRef, Option<SealedBlob>)> {
+) -> Result<(FileContent, Option<SealedBlob>)> {
+    if let [only] = manifest.chunks.as_slice() {
+        return Ok((FileContent::Chunk(only.duplicate()), None));
+    }
     let remote = snapshot.remote();
     let space = *snapshot.space();
     let existing = match snapshot.file(dest).await {
-        Ok(file) if file.size == manifest.file_size => {
-            let bytes = match prefetched.get(&file.manifest.id) {
+        Ok(FileRef {
+            content: FileContent::Manifest(reference),
+            size,
+            ..
+        }) if size == manifest.file_size => {
+            let bytes = match prefetched.get(&reference.id) {
                 Some(bytes) => Ok(bytes.clone()),
-                None => remote.get_blob(&space, &file.manifest.id).await,
+                None => remote.get_blob(&space, &reference.id).await,
             };
             match bytes {
-                Ok(bytes) => match Manifest::open(&file.manifest, &bytes) {
-                    Ok(old) if old == *manifest => Some(file.manifest),
+                Ok(bytes) => match Manifest::open(&reference, &bytes) {
+                    Ok(old) if old == *manifest => Some(reference),
                     Ok(_) => None,
                     Err(error) => {
                         warn(
@@ -201,10 +210,10 @@ async fn resolve_manifest<R: Remote>(
         _ => None,
     };
     match existing {
-        Some(reference) => Ok((reference, None)),
+        Some(reference) => Ok((FileContent::Manifest(reference), None)),
         None => {
             let (reference, sealed) = manifest.seal()?;
-            Ok((reference, Some(sealed)))
+            Ok((FileContent::Manifest(reference), Some(sealed)))
         }
     }
 }
@@ -220,8 +229,8 @@ pub(crate) async fn store_file<R: Remote>(
     progress: &dyn Progress,
     stats: &mut TransferStats,
 ) -> Result<bool> {
-    let (reference, sealed) =
-        resolve_manifest(snapshot, dest, &manifest, progress, &HashMap::new()).await?;
+    let (content, sealed) =
+        resolve_content(snapshot, dest, &manifest, progress, &HashMap::new()).await?;
     if let Some(sealed) = sealed {
         let (blobs, bytes) =
             upload_blobs(snapshot.remote(), snapshot.space(), vec![sealed]).await?;
@@ -229,7 +238,7 @@ pub(crate) async fn store_file<R: Remote>(
         stats.bytes_sent += bytes;
     }
     snapshot
-        .insert_file(dest, reference, manifest.file_size, mtime, mode)
+        .insert_file(dest, content, manifest.file_size, mtime, mode)
         .await
 }
 
@@ -575,11 +584,16 @@ async fn put_small_files<R: Remote>(
         let mut seen = HashSet::new();
         for ((_, dest, ..), result) in &outcomes {
             if let Ok(manifest) = result
-                && let Ok(file) = snapshot.file(dest).await
-                && file.size == manifest.file_size
-                && seen.insert(file.manifest.id)
+                && manifest.chunks.len() != 1
+                && let Ok(FileRef {
+                    content: FileContent::Manifest(reference),
+                    size,
+                    ..
+                }) = snapshot.file(dest).await
+                && size == manifest.file_size
+                && seen.insert(reference.id)
             {
-                previous.push(file.manifest.id);
+                previous.push(reference.id);
             }
         }
         let prefetched = if previous.is_empty() {
@@ -593,15 +607,14 @@ async fn put_small_files<R: Remote>(
             let stored = match result {
                 Ok(manifest) => {
                     stats.files += 1;
-                    match resolve_manifest(snapshot, &dest, &manifest, progress, &prefetched).await
-                    {
-                        Ok((reference, sealed)) => {
+                    match resolve_content(snapshot, &dest, &manifest, progress, &prefetched).await {
+                        Ok((content, sealed)) => {
                             if let Some(sealed) = sealed {
                                 manifest_bytes += sealed.as_bytes().len();
                                 manifests.push(sealed);
                             }
                             snapshot
-                                .insert_file(&dest, reference, manifest.file_size, mtime, mode)
+                                .insert_file(&dest, content, manifest.file_size, mtime, mode)
                                 .await
                                 .map(|_| progress.on_file_done(&local.display().to_string()))
                         }

@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use coffre_crypto::dirnode::{DirEntry, DirNode, EntryKind, EntryName, Timestamp};
+use coffre_crypto::dirnode::{DirEntry, DirNode, EntryKind, EntryName, FileContent, Timestamp};
 use coffre_crypto::envelope::{BlobRef, SealedBlob};
 use coffre_crypto::keys::SpaceId;
 
@@ -23,9 +23,10 @@ use crate::remote::Remote;
 /// What an entry is, with the references needed to read it.
 #[derive(Debug)]
 pub(crate) enum Node {
-    /// A file: its manifest, its size (checked against the manifest when read) and mode.
+    /// A file: where its bytes are (a manifest, or its only chunk), its size (checked against
+    /// the manifest or the chunk when read) and mode.
     File {
-        manifest: BlobRef,
+        content: FileContent,
         size: u64,
         mode: u32,
     },
@@ -104,11 +105,11 @@ impl Entry {
             mtime: self.mtime,
             node: match &self.node {
                 Node::File {
-                    manifest,
+                    content,
                     size,
                     mode,
                 } => Node::File {
-                    manifest: manifest.duplicate(),
+                    content: content.duplicate(),
                     size: *size,
                     mode: *mode,
                 },
@@ -133,16 +134,16 @@ impl Node {
         match (self, other) {
             (
                 Node::File {
-                    manifest: a,
+                    content: a,
                     size: sa,
                     mode: ma,
                 },
                 Node::File {
-                    manifest: b,
+                    content: b,
                     size: sb,
                     mode: mb,
                 },
-            ) => a.id == b.id && sa == sb && ma == mb,
+            ) => same_content(a, b) && sa == sb && ma == mb,
             (Node::Dir(a), Node::Dir(b)) => match (a.clean_id(), b.clean_id()) {
                 (Some(a), Some(b)) => a == b,
                 _ => false,
@@ -202,6 +203,15 @@ impl DirSlot {
     }
 }
 
+/// Whether two file contents are the same blobs (ids only: a blob id commits to its bytes).
+fn same_content(a: &FileContent, b: &FileContent) -> bool {
+    match (a, b) {
+        (FileContent::Manifest(a), FileContent::Manifest(b)) => a.id == b.id,
+        (FileContent::Chunk(a), FileContent::Chunk(b)) => a.id == b.id && a.length == b.length,
+        _ => false,
+    }
+}
+
 /// Fetches and opens one directory node: the blob id is checked before decryption.
 pub(crate) async fn fetch_dir<R: Remote>(
     remote: &R,
@@ -217,11 +227,11 @@ pub(crate) async fn fetch_dir<R: Remote>(
             .map(|entry| {
                 let node = match entry.kind {
                     EntryKind::File {
-                        manifest,
+                        content,
                         size,
                         mode,
                     } => Node::File {
-                        manifest,
+                        content,
                         size,
                         mode,
                     },
@@ -254,11 +264,11 @@ pub(crate) fn seal_slot(slot: &mut DirSlot, out: &mut Vec<SealedBlob>) -> Result
     for (name, entry) in &mut dir.entries {
         let kind = match &mut entry.node {
             Node::File {
-                manifest,
+                content,
                 size,
                 mode,
             } => EntryKind::File {
-                manifest: manifest.duplicate(),
+                content: content.duplicate(),
                 size: *size,
                 mode: *mode,
             },

@@ -9,7 +9,7 @@
 //! opened ([`Error::Integrity`] or [`Error::NotFound`]); a malicious member's tree cannot make the
 //! SDK loop or recurse without bound (paths are at most [`MAX_DEPTH`] deep).
 
-use coffre_crypto::dirnode::{EntryName, MODE_MASK, Timestamp};
+use coffre_crypto::dirnode::{EntryName, FileContent, MODE_MASK, Timestamp};
 use coffre_crypto::envelope::{BlobRef, SealedBlob};
 use coffre_crypto::keys::SpaceId;
 
@@ -70,9 +70,9 @@ impl EntryInfo {
 /// A file's references, for reading it.
 #[derive(Debug)]
 pub struct FileRef {
-    /// The manifest blob.
-    pub manifest: BlobRef,
-    /// The size the directory entry claims (checked against the manifest).
+    /// Where the bytes are: a manifest blob, or (a file of one chunk) the chunk itself.
+    pub content: FileContent,
+    /// The size the directory entry claims (checked against the manifest or the chunk).
     pub size: u64,
     /// Permission bits.
     pub mode: u32,
@@ -215,12 +215,12 @@ impl<'r, R: Remote> Snapshot<'r, R> {
                 mtime,
                 node:
                     Node::File {
-                        manifest,
+                        content,
                         size,
                         mode,
                     },
             } => Ok(FileRef {
-                manifest: manifest.duplicate(),
+                content: content.duplicate(),
                 size: *size,
                 mode: *mode,
                 mtime: *mtime,
@@ -349,7 +349,7 @@ impl<'r, R: Remote> Snapshot<'r, R> {
     pub async fn insert_file(
         &mut self,
         path: &SpacePath,
-        manifest: BlobRef,
+        content: FileContent,
         size: u64,
         mtime: Timestamp,
         mode: u32,
@@ -357,7 +357,7 @@ impl<'r, R: Remote> Snapshot<'r, R> {
         let entry = Entry {
             mtime,
             node: Node::File {
-                manifest,
+                content,
                 size,
                 mode: mode & MODE_MASK,
             },
