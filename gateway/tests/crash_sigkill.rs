@@ -234,28 +234,25 @@ async fn uploader(
     };
     tokio::spawn(connection);
     while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
-        let (request, ids, expected) = if batches {
+        let (method, path, body, ids, expected) = if batches {
             let (body, ids) = random_batch();
-            let request = Request::post(format!("/v1/spaces/{space}/blobs/batch"))
-                .header("host", "localhost")
-                .header("authorization", format!("Bearer {token}"))
-                .header("content-type", "application/octet-stream")
-                .header("content-length", body.len())
-                .body(Full::new(Bytes::from(body)))
-                .unwrap();
-            (request, ids, StatusCode::OK)
+            let path = format!("/v1/spaces/{space}/blobs/batch");
+            (Method::POST, path, body, ids, StatusCode::OK)
         } else {
             let body = random_blob();
             let id = blake3::hash(&body).to_hex().to_string();
-            let request = Request::put(format!("/v1/spaces/{space}/blobs/{id}"))
-                .header("host", "localhost")
-                .header("authorization", format!("Bearer {token}"))
-                .header("content-type", "application/octet-stream")
-                .header("content-length", body.len())
-                .body(Full::new(Bytes::from(body)))
-                .unwrap();
-            (request, vec![id], StatusCode::CREATED)
+            let path = format!("/v1/spaces/{space}/blobs/{id}");
+            (Method::PUT, path, body, vec![id], StatusCode::CREATED)
         };
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "localhost")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/octet-stream")
+            .header("content-length", body.len())
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
         let exchange = async {
             sender.ready().await?;
             let response = sender.send_request(request).await?;
