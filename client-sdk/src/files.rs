@@ -11,8 +11,11 @@
 //!
 //! Download ([`get_file`], [`get_tree`]): chunks are fetched a few at a time, each checked
 //! against its id and opened ([`open_verified`](coffre_crypto::envelope::open_verified)) before
-//! a byte of it is written, written in order to a temporary file in the destination directory,
-//! which is size-checked, fsynced, and only then renamed over the destination. Any failure
+//! a byte of it is written, written in order (by one blocking thread, `files/sink.rs`) to a
+//! temporary file in the destination directory, which is size-checked, fsynced, and only then
+//! renamed over the destination. On Linux the written pages are dropped from the page cache as
+//! the file grows, so restoring a large file neither evicts the machine's cache nor pays for
+//! filling it. Memory: `(DOWNLOAD_CONCURRENCY + 3) × MAX_CHUNK_SIZE` at most. Any failure
 //! (tampering, a dropped blob, a full disk) removes the temporary file: no partial or unverified
 //! destination is ever left.
 //!
@@ -29,6 +32,7 @@
 
 mod batch;
 mod download;
+mod sink;
 mod upload;
 mod walk;
 pub(crate) mod window;

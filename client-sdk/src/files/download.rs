@@ -4,19 +4,22 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use coffre_crypto::dirnode::{FileContent, Timestamp};
-use coffre_crypto::envelope::{BlobKind, BlobRef, open_verified};
-use coffre_crypto::keys::{BlobId, SpaceId, random_bytes};
-use coffre_crypto::manifest::{ChunkRef, Manifest};
-use tokio::io::AsyncWriteExt;
-
 use super::batch::{GROUPS_IN_FLIGHT, SMALL_FILE, fetch_blobs, groups, sync_dirs, sync_files};
+use super::sink::StreamingFile;
 use super::window::Window;
 use super::{DOWNLOAD_CONCURRENCY, FILE_CONCURRENCY, TransferStats, warn};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::remote::Remote;
 use crate::tree::{EntryType, FileRef, Snapshot, SpacePath};
+use coffre_crypto::dirnode::{FileContent, Timestamp};
+use coffre_crypto::envelope::{BlobKind, BlobRef, open_verified};
+use coffre_crypto::keys::{BlobId, SpaceId, random_bytes};
+use coffre_crypto::manifest::{ChunkRef, Manifest};
+
+/// Verified chunks waiting for the writer thread of one large download (each at most
+/// `MAX_CHUNK_SIZE`).
+const WRITE_QUEUE: usize = 2;
 
 /// A temporary file removed on drop unless it was renamed into place.
 struct TempFile {
@@ -104,45 +107,65 @@ pub(crate) async fn download_file<R: Remote>(
         path: dir.join(temp_name),
         armed: false,
     };
-    let mut out = tokio::fs::OpenOptions::new()
+    let out = tokio::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&temp.path)
-        .await?;
+        .await?
+        .into_std()
+        .await;
     temp.armed = true;
 
-    let mut written: u64 = 0;
-    let mut window = Window::new();
-    let mut chunks = chunks.iter();
-    loop {
-        while window.len() < DOWNLOAD_CONCURRENCY {
-            let Some(chunk) = chunks.next() else { break };
-            window.push(fetch_chunk(remote, space, chunk.duplicate()));
+    // One blocking thread writes the verified chunks in order while the next ones are fetched
+    // and opened; the queue between them bounds the plaintext held in memory.
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<StreamingFile> {
+        let mut sink = StreamingFile::new(out);
+        while let Some(plaintext) = receiver.blocking_recv() {
+            sink.write(&plaintext)?;
         }
-        let Some(plaintext) = window.next_in_order().await else {
-            break;
-        };
-        let plaintext = plaintext?;
-        out.write_all(&plaintext).await?;
-        let length = plaintext.len() as u64;
-        written += length;
-        stats.chunks += 1;
-        stats.chunks_sent += 1;
-        progress.on_chunk_done(length);
+        Ok(sink)
+    });
+    let fetched: Result<()> = async {
+        let mut window = Window::new();
+        let mut chunks = chunks.iter();
+        loop {
+            while window.len() < DOWNLOAD_CONCURRENCY {
+                let Some(chunk) = chunks.next() else { break };
+                window.push(fetch_chunk(remote, space, chunk.duplicate()));
+            }
+            let Some(plaintext) = window.next_in_order().await else {
+                return Ok(());
+            };
+            let plaintext = plaintext?;
+            let length = plaintext.len() as u64;
+            if sender.send(plaintext).await.is_err() {
+                // The writer stopped on an error, reported below.
+                return Ok(());
+            }
+            stats.chunks += 1;
+            stats.chunks_sent += 1;
+            progress.on_chunk_done(length);
+        }
     }
+    .await;
+    drop(sender);
+    // Waited for even when fetching failed, so nothing writes to the file once this returns.
+    let sink = writer.await.map_err(join_error)?;
+    fetched?;
+    let sink = sink?;
+    let written = sink.written();
     if written != file.size {
         return Err(Error::Integrity(
             "a file's chunks do not sum to its size".into(),
         ));
     }
-    out.flush().await?;
-    let out = out.into_std().await;
     let mode = file.mode;
     let mtime = system_time(file.mtime);
     let temp_path = temp.path.clone();
     let dest_path = dest.to_path_buf();
     tokio::task::spawn_blocking(move || -> Result<()> {
-        out.sync_all()?;
+        let out = sink.finish()?;
         #[cfg(unix)]
         if mode != 0 {
             use std::os::unix::fs::PermissionsExt;
