@@ -4,10 +4,11 @@
 //! space's seeded FastCDC [`Chunker`](coffre_crypto::chunker::Chunker) on one blocking thread
 //! and each chunk sealed (convergent key) on a second one (two cores for one large file), which
 //! feeds a bounded channel; the async side asks the gateway which chunk ids it lacks
-//! (`missing_blobs`, in small batches) and uploads only those, a few at a time. Unchanged chunks
-//! are therefore never re-sent, and an interrupted upload resumes where it stopped. Memory is
-//! bounded by `(2 × CHANNEL_DEPTH + UPLOAD_BATCH + 2) × MAX_CHUNK_SIZE` per file (about 56 MiB in
-//! the worst case, ~14 MiB typically), never by the file's size.
+//! (`missing_blobs`, in small batches, the next batch's question overlapping the current
+//! batch's uploads) and uploads only those, a few at a time. Unchanged chunks are therefore never
+//! re-sent, and an interrupted upload resumes where it stopped. Memory is bounded by
+//! `(2 × CHANNEL_DEPTH + 2 × UPLOAD_BATCH + UPLOAD_CONCURRENCY + 2) × MAX_CHUNK_SIZE` per file
+//! (about 88 MiB in the worst case, ~22 MiB typically), never by the file's size.
 //!
 //! Download ([`get_file`], [`get_tree`]): chunks are fetched a few at a time, each checked
 //! against its id and opened ([`open_verified`](coffre_crypto::envelope::open_verified)) before

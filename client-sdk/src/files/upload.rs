@@ -78,8 +78,12 @@ where
             }
         }
     });
-    let mut refs = Vec::new();
-    let result = async {
+    // Two async stages joined on this task: `query` asks the gateway which chunks of each small
+    // batch it lacks, while `send` keeps up to UPLOAD_CONCURRENCY uploads in flight. The next
+    // batch's question thus overlaps the current batch's uploads instead of waiting for the
+    // slowest of them. Memory: at most UPLOAD_BATCH envelopes between the stages.
+    let (to_send, queued) = mpsc::channel::<(ChunkRef, Option<SealedBlob>)>(UPLOAD_BATCH);
+    let query = async move {
         while let Some(first) = receiver.recv().await {
             let mut batch = vec![first?];
             while batch.len() < UPLOAD_BATCH {
@@ -88,64 +92,68 @@ where
                     Err(_) => break,
                 }
             }
-            refs.extend(send_batch(remote, space, batch, progress, stats).await?);
+            let ids: Vec<_> = batch.iter().map(|(reference, _)| reference.id).collect();
+            let mut absent: HashSet<_> = missing(remote, space, &ids).await?;
+            for (reference, sealed) in batch {
+                // `remove` also skips a repeat of a chunk already queued in this batch.
+                let sealed = absent.remove(&reference.id).then_some(sealed);
+                if to_send.send((reference, sealed)).await.is_err() {
+                    // `send` stopped on an error, which it reports.
+                    return Ok(());
+                }
+            }
         }
+        // Dropping `receiver` here (also on an early return) unblocks the sealer, and through
+        // it the chunker; dropping `to_send` ends `send`.
         Ok::<(), Error>(())
-    }
-    .await;
-    drop(receiver); // unblocks the sealer, and through it the chunker, if we stopped early
+    };
+    let send = async move {
+        let mut queued = queued;
+        let mut refs = Vec::new();
+        let mut window = Window::new();
+        let mut open = true;
+        while open || window.len() > 0 {
+            tokio::select! {
+                item = queued.recv(), if open && window.len() < UPLOAD_CONCURRENCY => {
+                    let Some((reference, sealed)) = item else {
+                        open = false;
+                        continue;
+                    };
+                    let length = u64::from(reference.length);
+                    stats.chunks += 1;
+                    stats.bytes += length;
+                    let id = reference.id;
+                    refs.push(reference);
+                    match sealed {
+                        None => progress.on_chunk_done(length),
+                        Some(sealed) => window.push(async move {
+                            let bytes = sealed.into_bytes();
+                            let sent = bytes.len() as u64;
+                            remote
+                                .put_blob(space, &id, bytes)
+                                .await
+                                .map(|()| (length, sent))
+                        }),
+                    }
+                }
+                Some(done) = window.next_any(), if window.len() > 0 => {
+                    record(done?, progress, stats);
+                }
+            }
+        }
+        Ok::<Vec<ChunkRef>, Error>(refs)
+    };
+    let (queried, sent) = tokio::join!(query, send);
     sealer.await.map_err(join_error)?;
     chunker.await.map_err(join_error)?;
-    result?;
+    let refs = sent?;
+    queried?;
     if refs.len() > coffre_crypto::manifest::MAX_CHUNKS {
         return Err(Error::InvalidInput(
             "file too large for one manifest".into(),
         ));
     }
     Ok(Manifest::from_chunks(refs)?)
-}
-
-/// Uploads the chunks of `batch` that the gateway lacks; returns their references in order.
-async fn send_batch<R: Remote>(
-    remote: &R,
-    space: &SpaceId,
-    batch: Vec<(ChunkRef, SealedBlob)>,
-    progress: &dyn Progress,
-    stats: &mut TransferStats,
-) -> Result<Vec<ChunkRef>> {
-    let ids: Vec<_> = batch.iter().map(|(reference, _)| reference.id).collect();
-    let mut absent: HashSet<_> = missing(remote, space, &ids).await?;
-    let mut window = Window::new();
-    let mut refs = Vec::with_capacity(batch.len());
-    for (reference, sealed) in batch {
-        let length = u64::from(reference.length);
-        stats.chunks += 1;
-        stats.bytes += length;
-        let id = reference.id;
-        refs.push(reference);
-        // `remove` also skips a repeat of a chunk already queued in this batch.
-        if !absent.remove(&id) {
-            progress.on_chunk_done(length);
-            continue;
-        }
-        if window.len() >= UPLOAD_CONCURRENCY
-            && let Some(done) = window.next_any().await
-        {
-            record(done?, progress, stats);
-        }
-        window.push(async move {
-            let bytes = sealed.into_bytes();
-            let sent = bytes.len() as u64;
-            remote
-                .put_blob(space, &id, bytes)
-                .await
-                .map(|()| (length, sent))
-        });
-    }
-    while let Some(done) = window.next_any().await {
-        record(done?, progress, stats);
-    }
-    Ok(refs)
 }
 
 fn record((length, sent): (u64, u64), progress: &dyn Progress, stats: &mut TransferStats) {
