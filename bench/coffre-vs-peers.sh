@@ -215,7 +215,10 @@ row() { # name bytes wall clientKiB gwKiB gwSampledKiB notes
 mkdir -p "$W/out"
 PUT_BIG_MBS="" GET_BIG_MBS="" GW_BIG_PUT=0 GW_BIG_PUT_S=0 GW_BIG_GET=0 GW_BIG_GET_S=0 CL_BIG_PUT=0 CL_BIG_GET=0
 if [ "${SKIP_BIG:-0}" != 1 ]; then
-warm "$DATA/big"
+# Every put starts with nothing dirty on the filesystem (the peers' and earlier steps' writes
+# flushed), so no step pays for another's write-back: the gateway's syncs of a blob batch flush
+# the whole filesystem (docs/OPERATIONS.md).
+sync; warm "$DATA/big"
 step put-big "$COFFRE" --json put "$DATA/big" bench:/big
 row coffre-put-1GiB "$B" "$S_WALL" "$S_RSS" "$S_GW_HWM" "$S_GW_SAMPLED" \
     "$(jget "$W/put-big.json" chunks) chunks; wall ${S_WALL}s"
@@ -230,14 +233,14 @@ GW_BIG_GET=$S_GW_HWM; GW_BIG_GET_S=$S_GW_SAMPLED; CL_BIG_GET=$S_RSS
 cmp -s "$DATA/big" "$W/out/big" || die "get big: content mismatch"
 rm -f "$W/out/big"
 
-warm "$DATA/big-mod"
+sync; warm "$DATA/big-mod"
 step put-big-mod "$COFFRE" --json put "$DATA/big-mod" bench:/big
 SENT=$(jget "$W/put-big-mod.json" bytes_sent)
 row coffre-put-1GiBmod "$B" "$S_WALL" "$S_RSS" "$S_GW_HWM" "$S_GW_SAMPLED" \
     "re-sent $(awk -v x="$SENT" 'BEGIN{printf "%.2f MiB", x/1048576}') ($(jget "$W/put-big-mod.json" chunks_sent)/$(jget "$W/put-big-mod.json" chunks) chunks; gateway rx ${S_RX:-n/a} B); wall ${S_WALL}s"
 
 fi
-warm "$DATA/dataset"
+sync; warm "$DATA/dataset"
 step put-dataset "$COFFRE" --json put "$DATA/dataset" bench:/dataset
 [ "$(jget "$W/put-dataset.json" files)" = 20000 ] || say "WARN put dataset files=$(jget "$W/put-dataset.json" files)"
 row coffre-put-dataset "$DS" "$S_WALL" "$S_RSS" "$S_GW_HWM" "$S_GW_SAMPLED" \
