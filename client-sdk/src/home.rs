@@ -10,7 +10,7 @@
 //! <data>/spaces/<id>.json      per-space pins and local name (0600)
 //! ```
 //!
-//! Invariants: every file is written atomically and durably ([`write_atomic`]: temporary file in
+//! Invariants: every file is written atomically and durably (`write_atomic`: temporary file in
 //! the same directory, `fsync`, `rename`, `fsync` of the directory), created with mode `0600` in
 //! directories created `0700`, so a crash leaves either the old or the new content and other local
 //! users cannot read them.
