@@ -144,7 +144,7 @@ impl Client {
     }
 
     /// Invites `handle` to `space` with `role`: verifies their key against the pin (see
-    /// [`Client::check_contact`]), appends the signed `add` wrapping the epoch key for them, and
+    /// `Client::check_contact`), appends the signed `add` wrapping the epoch key for them, and
     /// leaves a sealed, signed invitation in their inbox.
     pub async fn share(
         &self,

@@ -18,7 +18,7 @@ use crate::service::ratelimit::RateLimiter;
 use crate::service::spaces::LogCache;
 use crate::store::{BlobStore, MetaStore};
 
-/// `blobs/fetch` answers assembled at once (see [`App::batch_permits`]); further ones wait.
+/// `blobs/fetch` answers assembled at once (see `App::batch_permits`); further ones wait.
 pub const MAX_BATCHES_IN_MEMORY: usize = 4;
 
 /// Milliseconds since the Unix epoch; replaceable in tests to move time forward.

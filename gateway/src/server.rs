@@ -5,10 +5,10 @@
 //! - At most `limits.max_connections` connections are served at once: a permit is taken *before*
 //!   `accept`, so further clients wait in the kernel backlog instead of costing memory here.
 //! - At most `limits.max_connections_per_address` of them come from one IPv4 address or IPv6 /64
-//!   ([`per_address`]); one more from that address is closed as soon as it is accepted.
-//! - Every phase of a connection has a time bound from [`Limits`](crate::config::Limits): the TLS
+//!   (`per_address`); one more from that address is closed as soon as it is accepted.
+//! - Every phase of a connection has a time bound from [`Limits`]: the TLS
 //!   handshake, the request headers (HTTP/1, also bounding keep-alive idleness), idleness with no
-//!   request in flight (both protocols, see [`connection`]), and each whole request, response body
+//!   request in flight (both protocols, see `connection`), and each whole request, response body
 //!   included. Sizes are bounded too: header bytes and count, HTTP/2 streams and resets.
 //! - Shutdown stops accepting at once, lets in-flight requests finish (HTTP/1 closes after the
 //!   current response, HTTP/2 sends GOAWAY), and cuts whatever remains after

@@ -440,7 +440,7 @@ impl BlobStore for FileBlobs {
     /// body is written to a temporary file next to its final name (`.<blob>.<pid>.<n>.tmp`, in
     /// the fan-out directory), all the files are fsynced (in parallel, so the
     /// filesystem can group them into few journal commits), then each gets its final name
-    /// without replacing an existing one ([`place_no_replace`]), and each final directory touched is fsynced once (also in parallel). Only then does
+    /// without replacing an existing one (`place_no_replace`), and each final directory touched is fsynced once (also in parallel). Only then does
     /// this return; a crash before leaves at most temporary files (cleaned at open) and blobs
     /// whose final name points to fully synced content.
     ///

@@ -2,7 +2,7 @@
 //!
 //! A writer buffers the body in memory, up to the blob size limit (a longer body is refused with
 //! [`Error::PayloadTooLarge`]), then commits with one insert-if-absent (sled compare-and-swap) and
-//! a [`sled::Db::flush`] (fsync), so a committed blob is durable and an existing one is never
+//! a `sled::Db::flush` (fsync), so a committed blob is durable and an existing one is never
 //! replaced. A dropped writer only frees its buffer; a crash before the flush leaves the store as
 //! it was.
 //!

@@ -24,7 +24,7 @@
 //! Trees written inside transactions are never written outside one. Single-key insert-once
 //! operations (blob index) use sled's compare-and-swap.
 //!
-//! **Durability.** Every mutating method ends with [`sled::Db::flush`] (which fsyncs) before it
+//! **Durability.** Every mutating method ends with `sled::Db::flush` (which fsyncs) before it
 //! returns, so its effect survives a crash once it has returned; a crash before that leaves the
 //! store as it was before the call (sled recovers to a prefix of its log, and transactions are
 //! all-or-nothing in it).
