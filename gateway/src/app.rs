@@ -18,7 +18,8 @@ use crate::service::ratelimit::RateLimiter;
 use crate::service::spaces::LogCache;
 use crate::store::{BlobStore, MetaStore};
 
-/// `blobs/fetch` answers assembled at once (see `App::batch_permits`); further ones wait.
+/// `blobs/fetch` answers in memory at once, from assembly until their last byte is sent or the
+/// answer is dropped (see `App::batch_permits`); further ones wait.
 pub const MAX_BATCHES_IN_MEMORY: usize = 4;
 
 /// Milliseconds since the Unix epoch; replaceable in tests to move time forward.
@@ -58,10 +59,14 @@ pub struct App {
     pub(crate) opaque_setup: Arc<coffre_crypto::opaque::ServerSetup>,
     /// Passphrase logins between start and finish.
     pub(crate) opaque_logins: crate::service::opaque::PendingLogins,
-    /// `blobs/fetch` answers being assembled at once, each up to `limits.max_batch_bytes`.
+    /// `blobs/fetch` answers in memory at once, each up to `limits.max_batch_bytes`: a permit is
+    /// taken before an answer is assembled and released when its body is dropped (sent, or the
+    /// client went away), so `MAX_BATCHES_IN_MEMORY × max_batch_bytes` bounds them however
+    /// many streams ask. A client that reads slowly holds its permit at most until the
+    /// per-request deadline.
     /// (Not used for `blobs/batch` bodies: waiting before reading a body can stall an HTTP/2
     /// connection, see `api::blobs::put_batch`.)
-    pub(crate) batch_permits: tokio::sync::Semaphore,
+    pub(crate) batch_permits: Arc<tokio::sync::Semaphore>,
     clock: Clock,
 }
 
@@ -100,7 +105,7 @@ impl App {
             // Ephemeral until the server installs the persistent one (tests keep this one).
             opaque_setup: Arc::new(coffre_crypto::opaque::ServerSetup::generate()),
             opaque_logins: crate::service::opaque::PendingLogins::default(),
-            batch_permits: tokio::sync::Semaphore::new(MAX_BATCHES_IN_MEMORY),
+            batch_permits: Arc::new(tokio::sync::Semaphore::new(MAX_BATCHES_IN_MEMORY)),
             clock,
         }
     }

@@ -776,3 +776,79 @@ async fn blob_batch_upload_and_fetch() {
     let (status, _) = w.fetch(1, &[]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+/// A `blobs/fetch` answer keeps its memory permit until its body is dropped (sent, or abandoned
+/// by the client), so at most `MAX_BATCHES_IN_MEMORY` answers exist at once however many
+/// streams ask, including answers still waiting to be sent.
+#[tokio::test]
+async fn fetch_answers_hold_their_memory_permit_until_sent_or_dropped() {
+    use coffre_gateway::app::MAX_BATCHES_IN_MEMORY;
+    use http_body_util::BodyExt as _;
+    use std::time::Duration;
+
+    let w = world(Config::default()).await;
+    let content = vec![5u8; 600 * 1024]; // more than one piece of the answer body
+    let id = blob(&content);
+    let (status, _) = w.put_batch(2, batch_body(&[(&id, &content)])).await;
+    assert_eq!(status, StatusCode::OK);
+    let fetch = || {
+        let request = http::Request::builder()
+            .method(Method::POST)
+            .uri(format!("/v1/spaces/{}/blobs/fetch", w.space))
+            .header("authorization", format!("Bearer {}", w.tokens[1]))
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                serde_json::to_vec(&json!({ "ids": [id] })).unwrap(),
+            )))
+            .unwrap();
+        let peer = common::PEER.parse().unwrap();
+        coffre_gateway::api::dispatch(std::sync::Arc::clone(&w.t.app), request, peer)
+    };
+
+    // Answers assembled but not yet sent: the permits are all taken.
+    let mut held = Vec::new();
+    for _ in 0..MAX_BATCHES_IN_MEMORY {
+        let response = tokio::time::timeout(Duration::from_secs(10), fetch())
+            .await
+            .expect("a permit is free");
+        assert_eq!(response.status(), StatusCode::OK);
+        held.push(response);
+    }
+    let mut waiting = Box::pin(fetch());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut waiting)
+            .await
+            .is_err(),
+        "one more answer was assembled while {MAX_BATCHES_IN_MEMORY} unsent ones were held"
+    );
+
+    // Sending one answer to the end frees its permit: the waiting fetch proceeds.
+    let sent = held
+        .remove(0)
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes();
+    let records = coffre_protocol::batch::decode(&sent, 1 << 20).unwrap();
+    assert_eq!(records.len(), 1);
+    assert!(records[0].1 == content.as_slice());
+    let response = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("the waiting fetch gets the freed permit");
+    assert_eq!(response.status(), StatusCode::OK);
+    held.push(response);
+
+    // An answer dropped unsent (the client went away) frees its permit too.
+    let mut waiting = Box::pin(fetch());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut waiting)
+            .await
+            .is_err()
+    );
+    drop(held.pop());
+    let response = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("the waiting fetch gets the permit of the dropped answer");
+    assert_eq!(response.status(), StatusCode::OK);
+}

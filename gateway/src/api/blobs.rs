@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 
 use super::body::{check_declared, next_data, read_json, read_limited, require_media_type};
 use super::query::Query;
-use super::response::{empty, empty_body, full, json};
+use super::response::{empty, empty_body, full_holding, json};
 use super::stream::ChannelBody;
 use super::{Ctx, ResponseBody};
 use crate::app::{App, blocking};
@@ -294,9 +294,9 @@ pub(crate) async fn fetch(ctx: &mut Ctx, space: SpaceId) -> Result<Response<Resp
         std::sync::Arc::clone(&ctx.app.blobs),
     );
     let app = std::sync::Arc::clone(&ctx.app);
-    let _permit = app
-        .batch_permits
-        .acquire()
+    // Held by the answer's body until it is dropped (see `App::batch_permits`).
+    let permit = std::sync::Arc::clone(&app.batch_permits)
+        .acquire_owned()
         .await
         .map_err(|_| Error::Unavailable)?;
     let body = blocking(move || {
@@ -333,7 +333,7 @@ pub(crate) async fn fetch(ctx: &mut Ctx, space: SpaceId) -> Result<Response<Resp
         Ok(out)
     })
     .await?;
-    let mut response = Response::new(full(body));
+    let mut response = Response::new(full_holding(body, permit));
     response.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),

@@ -17,6 +17,54 @@ pub(crate) fn full(bytes: impl Into<Bytes>) -> ResponseBody {
         .boxed()
 }
 
+/// Largest piece [`full_holding`] hands to hyper at a time.
+const HELD_PIECE: usize = 256 * 1024;
+
+/// A body holding `bytes`, handed out in pieces of at most [`HELD_PIECE`] (hyper asks for the
+/// next one only when the connection can take it), that keeps `guard` alive until the body is
+/// dropped: after its last piece was taken, or when the client goes away. Handed out whole, an
+/// answer would sit in HTTP/2's send buffer after the guard was gone.
+pub(crate) fn full_holding<G: Send + Sync + Unpin + 'static>(
+    bytes: impl Into<Bytes>,
+    guard: G,
+) -> ResponseBody {
+    HeldBody {
+        bytes: bytes.into(),
+        _guard: guard,
+    }
+    .boxed()
+}
+
+struct HeldBody<G> {
+    bytes: Bytes,
+    _guard: G,
+}
+
+impl<G: Unpin> http_body::Body for HeldBody<G> {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<std::result::Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        if this.bytes.is_empty() {
+            return std::task::Poll::Ready(None);
+        }
+        let piece = this.bytes.split_to(HELD_PIECE.min(this.bytes.len()));
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(piece))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.bytes.len() as u64)
+    }
+}
+
 /// An empty body.
 pub(crate) fn empty_body() -> ResponseBody {
     Empty::new().map_err(|never| match never {}).boxed()
