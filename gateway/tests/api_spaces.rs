@@ -784,7 +784,6 @@ async fn blob_batch_upload_and_fetch() {
 async fn fetch_answers_hold_their_memory_permit_until_sent_or_dropped() {
     use coffre_gateway::app::MAX_BATCHES_IN_MEMORY;
     use http_body_util::BodyExt as _;
-    use std::time::Duration;
 
     let w = world(Config::default()).await;
     let content = vec![5u8; 600 * 1024]; // more than one piece of the answer body
@@ -808,47 +807,48 @@ async fn fetch_answers_hold_their_memory_permit_until_sent_or_dropped() {
     // Answers assembled but not yet sent: the permits are all taken.
     let mut held = Vec::new();
     for _ in 0..MAX_BATCHES_IN_MEMORY {
-        let response = tokio::time::timeout(Duration::from_secs(10), fetch())
-            .await
-            .expect("a permit is free");
+        let response = soon(fetch(), "a permit is free").await;
         assert_eq!(response.status(), StatusCode::OK);
         held.push(response);
     }
     let mut waiting = Box::pin(fetch());
     assert!(
-        tokio::time::timeout(Duration::from_millis(300), &mut waiting)
-            .await
-            .is_err(),
+        still_pending(&mut waiting).await,
         "one more answer was assembled while {MAX_BATCHES_IN_MEMORY} unsent ones were held"
     );
 
     // Sending one answer to the end frees its permit: the waiting fetch proceeds.
-    let sent = held
-        .remove(0)
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes();
+    let sent = held.remove(0).into_body().collect().await.unwrap();
+    let sent = sent.to_bytes();
     let records = coffre_protocol::batch::decode(&sent, 1 << 20).unwrap();
     assert_eq!(records.len(), 1);
     assert!(records[0].1 == content.as_slice());
-    let response = tokio::time::timeout(Duration::from_secs(10), waiting)
-        .await
-        .expect("the waiting fetch gets the freed permit");
+    let response = soon(waiting, "the waiting fetch gets the freed permit").await;
     assert_eq!(response.status(), StatusCode::OK);
     held.push(response);
 
     // An answer dropped unsent (the client went away) frees its permit too.
     let mut waiting = Box::pin(fetch());
-    assert!(
-        tokio::time::timeout(Duration::from_millis(300), &mut waiting)
-            .await
-            .is_err()
-    );
+    assert!(still_pending(&mut waiting).await);
     drop(held.pop());
-    let response = tokio::time::timeout(Duration::from_secs(10), waiting)
-        .await
-        .expect("the waiting fetch gets the permit of the dropped answer");
+    let response = soon(
+        waiting,
+        "the waiting fetch gets the dropped answer's permit",
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+/// Awaits `future`, failing the test with `what` after 10 s.
+async fn soon<T>(future: impl std::future::Future<Output = T>, what: &str) -> T {
+    tokio::time::timeout(std::time::Duration::from_secs(10), future)
+        .await
+        .unwrap_or_else(|_| panic!("timed out: {what}"))
+}
+
+/// Whether `future` is still pending after 300 ms of polling (it is not dropped).
+async fn still_pending<F: std::future::Future + Unpin>(future: &mut F) -> bool {
+    tokio::time::timeout(std::time::Duration::from_millis(300), future)
+        .await
+        .is_err()
 }
