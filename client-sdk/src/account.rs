@@ -64,15 +64,9 @@ pub(crate) struct Opened {
     pub(crate) http: HttpClient,
 }
 
-/// Creates an account: keys, keystore, registration, configuration, first login.
-pub(crate) async fn create(
-    home: &Home,
-    server: &str,
-    trust: Trust,
-    handle: &str,
-    passphrase: Passphrase,
-    options: HttpOptions,
-) -> Result<Opened> {
+/// The configuration of a new device in `home` (which must not hold a keystore yet), with
+/// `handle` parsed.
+fn fresh_config(home: &Home, server: &str, trust: Trust, handle: &str) -> Result<(Handle, Config)> {
     let handle = Handle::parse(handle)?;
     let keystore_path = home.keystore_path();
     if keystore_path.exists() {
@@ -86,6 +80,20 @@ pub(crate) async fn create(
         trust,
         handle: handle.clone(),
     };
+    Ok((handle, config))
+}
+
+/// Creates an account: keys, keystore, registration, configuration, first login.
+pub(crate) async fn create(
+    home: &Home,
+    server: &str,
+    trust: Trust,
+    handle: &str,
+    passphrase: Passphrase,
+    options: HttpOptions,
+) -> Result<Opened> {
+    let (handle, config) = fresh_config(home, server, trust, handle)?;
+    let keystore_path = home.keystore_path();
     let (keystore, session, passphrase) = blocking(move || {
         let secret = IdentitySecret::generate()?;
         let identity = secret.certify(&handle, now_ms())?;
@@ -190,19 +198,8 @@ pub(crate) async fn enroll(
     passphrase: Passphrase,
     options: HttpOptions,
 ) -> Result<Opened> {
-    let handle = Handle::parse(handle)?;
+    let (handle, config) = fresh_config(home, server, trust, handle)?;
     let keystore_path = home.keystore_path();
-    if keystore_path.exists() {
-        return Err(Error::AlreadyExists(format!(
-            "a keystore already exists at {}; use another COFFRE_HOME",
-            keystore_path.display()
-        )));
-    }
-    let config = Config {
-        server: server.to_owned(),
-        trust,
-        handle: handle.clone(),
-    };
     let anonymous = HttpClient::new(&config.server, &config.trust, options.clone(), None)?;
     let phrase = Zeroizing::new(passphrase.expose_secret().as_bytes().to_vec());
     let (login, request) = {
