@@ -60,38 +60,29 @@ struct Cli {
     command: Command,
 }
 
+/// Which account on which gateway, and how to trust the gateway's certificate.
+#[derive(Debug, clap::Args)]
+struct AccountAt {
+    /// The gateway's URL, e.g. https://127.0.0.1:8443.
+    #[arg(long)]
+    server: String,
+    /// Your account handle.
+    #[arg(long)]
+    handle: String,
+    /// Trust the CA certificate(s) in this PEM file.
+    #[arg(long, value_name = "FILE", conflicts_with = "pin")]
+    ca: Option<PathBuf>,
+    /// Trust exactly the certificate with this SHA-256 fingerprint (hex, colons optional).
+    #[arg(long, value_name = "SHA256")]
+    pin: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Create an account on a gateway and keep its keys on this device.
-    Init {
-        /// The gateway's URL, e.g. https://127.0.0.1:8443.
-        #[arg(long)]
-        server: String,
-        /// Your account handle.
-        #[arg(long)]
-        handle: String,
-        /// Trust the CA certificate(s) in this PEM file.
-        #[arg(long, value_name = "FILE", conflicts_with = "pin")]
-        ca: Option<PathBuf>,
-        /// Trust exactly the certificate with this SHA-256 fingerprint (hex, colons optional).
-        #[arg(long, value_name = "SHA256")]
-        pin: Option<String>,
-    },
+    Init(AccountAt),
     /// Set up this device for an existing account, with its handle and passphrase only.
-    Login {
-        /// The gateway's URL, e.g. https://127.0.0.1:8443.
-        #[arg(long)]
-        server: String,
-        /// Your account handle.
-        #[arg(long)]
-        handle: String,
-        /// Trust the CA certificate(s) in this PEM file.
-        #[arg(long, value_name = "FILE", conflicts_with = "pin")]
-        ca: Option<PathBuf>,
-        /// Trust exactly the certificate with this SHA-256 fingerprint (hex, colons optional).
-        #[arg(long, value_name = "SHA256")]
-        pin: Option<String>,
-    },
+    Login(AccountAt),
     /// Show this account's handle and identity fingerprint (compare it out of band).
     Whoami,
     /// Create and list spaces.
@@ -282,40 +273,8 @@ fn main() -> ExitCode {
 async fn run(cli: &Cli, out: &Out) -> Result<()> {
     let home = Home::from_env()?;
     match &cli.command {
-        Command::Init {
-            server,
-            handle,
-            ca,
-            pin,
-        } => {
-            init(
-                cli,
-                out,
-                &home,
-                server,
-                handle,
-                ca.as_deref(),
-                pin.as_deref(),
-            )
-            .await
-        }
-        Command::Login {
-            server,
-            handle,
-            ca,
-            pin,
-        } => {
-            login(
-                cli,
-                out,
-                &home,
-                server,
-                handle,
-                ca.as_deref(),
-                pin.as_deref(),
-            )
-            .await
-        }
+        Command::Init(account) => init(cli, out, &home, account).await,
+        Command::Login(account) => login(cli, out, &home, account).await,
         Command::Whoami => {
             let client = open(cli, &home).await?;
             let me = client.whoami();
@@ -660,16 +619,9 @@ async fn run(cli: &Cli, out: &Out) -> Result<()> {
     }
 }
 
-async fn init(
-    cli: &Cli,
-    out: &Out,
-    home: &Home,
-    server: &str,
-    handle: &str,
-    ca: Option<&Path>,
-    pin: Option<&str>,
-) -> Result<()> {
-    let trust = trust_and_home(home, server, ca, pin)?;
+async fn init(cli: &Cli, out: &Out, home: &Home, account: &AccountAt) -> Result<()> {
+    let (server, handle) = (account.server.as_str(), account.handle.as_str());
+    let trust = trust_and_home(home, server, account.ca.as_deref(), account.pin.as_deref())?;
     let passphrase = passphrase(cli, home, true)?;
     let client = Client::create_account(home, server, trust, handle, passphrase).await?;
     let me = client.whoami();
@@ -740,16 +692,9 @@ fn trust_and_home(
 }
 
 /// `coffre login`: this device joins an existing account (OPAQUE passphrase login).
-async fn login(
-    cli: &Cli,
-    out: &Out,
-    home: &Home,
-    server: &str,
-    handle: &str,
-    ca: Option<&Path>,
-    pin: Option<&str>,
-) -> Result<()> {
-    let trust = trust_and_home(home, server, ca, pin)?;
+async fn login(cli: &Cli, out: &Out, home: &Home, account: &AccountAt) -> Result<()> {
+    let (server, handle) = (account.server.as_str(), account.handle.as_str());
+    let trust = trust_and_home(home, server, account.ca.as_deref(), account.pin.as_deref())?;
     let passphrase = passphrase(cli, home, false)?;
     let client = match Client::enroll_device(home, server, trust, handle, passphrase).await {
         Ok(client) => client,
