@@ -39,8 +39,8 @@ pub(crate) async fn list(ctx: &mut Ctx) -> Result<Response<ResponseBody>> {
     json(StatusCode::OK, &InboxResponse { invitations })
 }
 
-/// `POST /v1/inbox`: 201 with the item's id; 404 if the recipient does not exist; 429 when the
-/// recipient's inbox is full.
+/// `POST /v1/inbox`: 201 with the item's id; 404 if the recipient does not exist; 409
+/// `inbox_full` when the recipient's inbox is full.
 pub(crate) async fn send(ctx: &mut Ctx) -> Result<Response<ResponseBody>> {
     let caller = auth::authenticate(&ctx.app, &ctx.parts.headers).await?;
     let request: SendInvitationRequest = read_json(ctx).await?;
