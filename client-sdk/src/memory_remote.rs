@@ -60,6 +60,7 @@ struct Inner {
     swapped: HashMap<BlobId, BlobId>,
     dropped: HashSet<BlobId>,
     puts_left: Option<u64>,
+    put_delay: Option<std::time::Duration>,
 }
 
 /// The in-memory gateway. Cheap to share by reference between several "devices".
@@ -140,6 +141,12 @@ impl MemoryRemote {
         lock(&self.inner).puts_left = count;
     }
 
+    /// Latency: every single-blob upload takes `delay` before it is stored (`None`: at once), as
+    /// over a slow link, so that several are in flight together.
+    pub fn delay_puts(&self, delay: Option<std::time::Duration>) {
+        lock(&self.inner).put_delay = delay;
+    }
+
     /// Stores raw bytes under `id` without checking the hash (to plant a corrupt blob).
     pub fn plant_blob(&self, space: &SpaceId, id: BlobId, bytes: Vec<u8>) {
         lock(&self.inner)
@@ -153,6 +160,10 @@ impl MemoryRemote {
 
 impl Remote for MemoryRemote {
     async fn put_blob(&self, space: &SpaceId, id: &BlobId, envelope: Vec<u8>) -> Result<()> {
+        let delay = lock(&self.inner).put_delay;
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
         let mut inner = lock(&self.inner);
         inner.stats.put_blob_calls += 1;
         if let Some(left) = inner.puts_left {

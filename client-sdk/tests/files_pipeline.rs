@@ -543,3 +543,43 @@ async fn files_small_file_tree_round_trips_in_batches() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// A file repeating its content (zeros: the chunker cuts identical chunks) uploads each distinct
+/// chunk once, even on a link slow enough that later batches are asked about while the first
+/// upload of the same chunk is still in flight.
+#[tokio::test]
+async fn files_repeated_content_is_uploaded_once_even_on_a_slow_link() {
+    let world = world().await;
+    let history = world.history(&world.alice);
+    let keys = history.chunk_keys().unwrap();
+    let bytes = vec![0u8; 48 * 1024 * 1024];
+    let epoch = world.log.state().epoch();
+    let seed = ChunkerSeed::derive(&world.space, epoch, &history.epoch_key(epoch).unwrap());
+    let chunks: Vec<Vec<u8>> = Chunker::new(&bytes[..], &seed)
+        .map(|chunk| chunk.unwrap().data.to_vec())
+        .collect();
+    let distinct = chunks.iter().collect::<HashSet<_>>().len() as u64;
+    assert!(
+        chunks.len() >= 12 && distinct <= 2,
+        "{} chunks",
+        chunks.len()
+    );
+
+    world
+        .remote
+        .delay_puts(Some(std::time::Duration::from_millis(100)));
+    world.remote.reset_stats();
+    let (_, mut snapshot) = history.head_snapshot().await.unwrap();
+    let put = put_reader(
+        &mut snapshot,
+        &keys,
+        std::io::Cursor::new(bytes),
+        &path("/zeros"),
+        &NoProgress,
+    )
+    .await
+    .unwrap();
+    assert_eq!(put.chunks, chunks.len() as u64);
+    assert_eq!(put.chunks_sent, distinct, "{put:?}");
+    assert_eq!(world.remote.stats().put_blob_calls, distinct);
+}

@@ -4,6 +4,11 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use coffre_crypto::dirnode::{FileContent, Timestamp};
+use coffre_crypto::envelope::{BlobKind, BlobRef, open_verified};
+use coffre_crypto::keys::{BlobId, SpaceId, random_bytes};
+use coffre_crypto::manifest::{ChunkRef, Manifest};
+
 use super::batch::{GROUPS_IN_FLIGHT, SMALL_FILE, fetch_blobs, groups, sync_dirs, sync_files};
 use super::sink::StreamingFile;
 use super::window::Window;
@@ -12,10 +17,6 @@ use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::remote::Remote;
 use crate::tree::{EntryType, FileRef, Snapshot, SpacePath};
-use coffre_crypto::dirnode::{FileContent, Timestamp};
-use coffre_crypto::envelope::{BlobKind, BlobRef, open_verified};
-use coffre_crypto::keys::{BlobId, SpaceId, random_bytes};
-use coffre_crypto::manifest::{ChunkRef, Manifest};
 
 /// Verified chunks waiting for the writer thread of one large download (each at most
 /// `MAX_CHUNK_SIZE`).

@@ -84,6 +84,9 @@ where
     // slowest of them. Memory: at most UPLOAD_BATCH envelopes between the stages.
     let (to_send, queued) = mpsc::channel::<(ChunkRef, Option<SealedBlob>)>(UPLOAD_BATCH);
     let query = async move {
+        // Chunks already handed to `send` by an earlier batch: while their upload may still be
+        // in flight the gateway would call them missing again (a file repeating its content).
+        let mut queued_ids: HashSet<BlobId> = HashSet::new();
         while let Some(first) = receiver.recv().await {
             let mut batch = vec![first?];
             while batch.len() < UPLOAD_BATCH {
@@ -96,7 +99,8 @@ where
             let mut absent: HashSet<_> = missing(remote, space, &ids).await?;
             for (reference, sealed) in batch {
                 // `remove` also skips a repeat of a chunk already queued in this batch.
-                let sealed = absent.remove(&reference.id).then_some(sealed);
+                let send = absent.remove(&reference.id) && queued_ids.insert(reference.id);
+                let sealed = send.then_some(sealed);
                 if to_send.send((reference, sealed)).await.is_err() {
                     // `send` stopped on an error, which it reports.
                     return Ok(());
