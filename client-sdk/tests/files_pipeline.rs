@@ -7,7 +7,7 @@ mod files_fixture;
 use std::collections::HashSet;
 use std::path::Path;
 
-use coffre_crypto::chunker::{Chunker, ChunkerSeed};
+use coffre_crypto::chunker::Chunker;
 use coffre_sdk::Error;
 use coffre_sdk::files::{get_file, get_tree, put_file, put_reader, put_tree};
 use coffre_sdk::progress::NoProgress;
@@ -206,8 +206,7 @@ async fn files_edit_in_the_middle_resends_only_new_chunks_and_unchanged_resends_
     // re-synchronises at the first boundary after the edit, sometimes a few chunks later: the
     // chunker's own tests bound that with fixed seeds), but chunks before the edit are always
     // cut the same way, so they are never re-sent.
-    let epoch = world.log.state().epoch();
-    let seed = ChunkerSeed::derive(&world.space, epoch, &history.epoch_key(epoch).unwrap());
+    let seed = world.chunker_seed(&world.alice);
     let old: HashSet<Vec<u8>> = Chunker::new(&original[..], &seed)
         .map(|chunk| chunk.unwrap().data.to_vec())
         .collect();
@@ -553,8 +552,7 @@ async fn files_repeated_content_is_uploaded_once_even_on_a_slow_link() {
     let history = world.history(&world.alice);
     let keys = history.chunk_keys().unwrap();
     let bytes = vec![0u8; 48 * 1024 * 1024];
-    let epoch = world.log.state().epoch();
-    let seed = ChunkerSeed::derive(&world.space, epoch, &history.epoch_key(epoch).unwrap());
+    let seed = world.chunker_seed(&world.alice);
     let chunks: Vec<Vec<u8>> = Chunker::new(&bytes[..], &seed)
         .map(|chunk| chunk.unwrap().data.to_vec())
         .collect();

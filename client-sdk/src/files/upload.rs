@@ -84,8 +84,9 @@ where
     // slowest of them. Memory: at most UPLOAD_BATCH envelopes between the stages.
     let (to_send, queued) = mpsc::channel::<(ChunkRef, Option<SealedBlob>)>(UPLOAD_BATCH);
     let query = async move {
-        // Chunks already handed to `send` by an earlier batch: while their upload may still be
-        // in flight the gateway would call them missing again (a file repeating its content).
+        // Chunks already handed to `send`, in this batch or an earlier one: while its upload may
+        // still be in flight the gateway would call a chunk missing again (a file repeating its
+        // content), so each id is sent at most once.
         let mut queued_ids: HashSet<BlobId> = HashSet::new();
         while let Some(first) = receiver.recv().await {
             let mut batch = vec![first?];
@@ -96,10 +97,9 @@ where
                 }
             }
             let ids: Vec<_> = batch.iter().map(|(reference, _)| reference.id).collect();
-            let mut absent: HashSet<_> = missing(remote, space, &ids).await?;
+            let absent: HashSet<_> = missing(remote, space, &ids).await?;
             for (reference, sealed) in batch {
-                // `remove` also skips a repeat of a chunk already queued in this batch.
-                let send = absent.remove(&reference.id) && queued_ids.insert(reference.id);
+                let send = absent.contains(&reference.id) && queued_ids.insert(reference.id);
                 let sealed = send.then_some(sealed);
                 if to_send.send((reference, sealed)).await.is_err() {
                     // `send` stopped on an error, which it reports.

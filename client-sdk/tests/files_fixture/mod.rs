@@ -90,6 +90,14 @@ pub async fn world() -> World {
 }
 
 impl World {
+    /// The chunker seed of the space at its current epoch, derived as the SDK derives it (for
+    /// tests that predict chunk boundaries).
+    pub fn chunker_seed(&self, who: &Person) -> coffre_crypto::chunker::ChunkerSeed {
+        let epoch = self.log.state().epoch();
+        let key = self.history(who).epoch_key(epoch).unwrap();
+        coffre_crypto::chunker::ChunkerSeed::derive(&self.space, epoch, &key)
+    }
+
     pub fn history<'a>(&'a self, who: &'a Person) -> History<'a, MemoryRemote> {
         History::new(SpaceContext {
             remote: &self.remote,
