@@ -1,5 +1,6 @@
 //! One conformance suite for every store backend: the same generic functions run against memory,
-//! sled, content-addressed files and sled-held blobs; the on-disk ones are also reopened.
+//! sled, content-addressed files (alone and with packs, the default layout) and sled-held blobs;
+//! the on-disk ones are also reopened.
 
 // Helpers outside `#[test]` functions unwrap too: a panic anywhere here is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -12,6 +13,7 @@ use coffre_gateway::Error;
 use coffre_gateway::config::BlobBackend;
 use coffre_gateway::store::files::FileBlobs;
 use coffre_gateway::store::memory::{MemoryBlobs, MemoryMeta};
+use coffre_gateway::store::packs::PackedBlobs;
 use coffre_gateway::store::sled_blobs::SledBlobs;
 use coffre_gateway::store::sled_meta::SledMeta;
 use coffre_gateway::store::{
@@ -600,15 +602,30 @@ fn blob_batch_suite(store: &dyn BlobStore) {
     // Again: nothing changes.
     store.put_many(&space, &refs).unwrap();
     store.put_many(&space, &[]).unwrap();
-    let mut count = 0;
-    store
-        .for_each(&mut |s, _, _| {
-            assert_eq!(*s, space);
-            count += 1;
-            Ok(())
-        })
-        .unwrap();
-    assert_eq!(count, 43);
+    let count = |store: &dyn BlobStore| {
+        let mut count = 0;
+        store
+            .for_each(&mut |s, _, _| {
+                assert_eq!(*s, space);
+                count += 1;
+                Ok(())
+            })
+            .unwrap();
+        count
+    };
+    assert_eq!(count(store), 43);
+    // A blob of a batch can be deleted (twice is fine) and stored again.
+    store.delete(&space, &blob_id(43)).unwrap();
+    store.delete(&space, &blob_id(43)).unwrap();
+    assert!(!store.contains(&space, &blob_id(43)).unwrap());
+    assert!(store.open(&space, &blob_id(43)).unwrap().is_none());
+    assert_eq!(count(store), 42);
+    store.put_many(&space, &few_refs[2..]).unwrap();
+    assert_eq!(
+        read_all(store, &space, &blob_id(43)),
+        Some(few[2].1.clone())
+    );
+    assert_eq!(count(store), 43);
 }
 
 fn blob_batch_persisted(store: &dyn BlobStore) {
@@ -688,6 +705,26 @@ fn file_and_sled_blobs_batches_conform_and_persist() {
     }
     let db = open_db(&dir.path().join("db")).unwrap();
     blob_batch_persisted(&SledBlobs::new(&db, 1 << 20).unwrap());
+}
+
+#[test]
+fn packed_blobs_conform_and_persist() {
+    let open = |dir: &Path| {
+        let db = open_db(&dir.join("db")).unwrap();
+        PackedBlobs::open(dir, &db, None).unwrap()
+    };
+    let single = tempfile::tempdir().unwrap();
+    blob_suite(&open(single.path()));
+    blobs_persisted(&open(single.path()));
+    let batches = tempfile::tempdir().unwrap();
+    blob_batch_suite(&open(batches.path()));
+    let reopened = open(batches.path());
+    blob_batch_persisted(&reopened);
+    assert_eq!(
+        reopened.pack_paths().unwrap().len(),
+        1,
+        "one pack holds the batches"
+    );
 }
 
 #[test]

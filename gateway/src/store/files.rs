@@ -1,5 +1,9 @@
 //! [`FileBlobs`]: blob bodies as content-addressed files in the data directory (the default).
 //!
+//! In the gateway's files layout this store is wrapped by [`super::packs::PackedBlobs`], which
+//! keeps the small blobs of batches in pack files instead; what follows is about the blobs that
+//! are files (single uploads, large blobs), and about `FileBlobs` used on its own.
+//!
 //! **Layout.** `<data>/blobs/<space hex>/<first 2 hex of blob>/<blob hex>`, one file per blob,
 //! holding exactly the blob's bytes. `<data>/blobs/tmp/` holds writes in progress. The two-hex
 //! fan-out keeps directories below a few thousand entries per space for millions of blobs.

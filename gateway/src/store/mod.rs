@@ -5,7 +5,8 @@
 //! - [`MetaStore`]: accounts, sessions, spaces (membership log, commits, member index), the blob
 //!   index and inboxes. Small records; backends: sled (default) and memory (tests).
 //! - [`BlobStore`]: blob bodies, large and immutable; backends: files in the data directory
-//!   (content-addressed, written durably) and sled, both passing one conformance suite.
+//!   (content-addressed, written durably; small blobs of batches appended to pack files, see
+//!   [`packs`]) and sled, all passing one conformance suite.
 //!
 //! **Durability contract.** Every mutating method (except the quota accounting of `MetaStore::reserve_quota` and `release_quota`, see there) returns only once its effect is durable (fsynced),
 //! so a handler may acknowledge with a 2xx right after. A method that fails leaves the store as it
@@ -23,6 +24,7 @@ use crate::error::{Error, Result};
 
 pub mod files;
 pub mod memory;
+pub mod packs;
 pub mod record;
 pub mod sled_blobs;
 pub mod sled_meta;
@@ -163,7 +165,11 @@ impl Stores {
         let log_sync = LogSync::open(&data_dir.join("db"))?;
         let meta = Arc::new(sled_meta::SledMeta::new(db)?.with_log_sync(log_sync.clone()));
         let blobs: Arc<dyn BlobStore> = match backend {
-            BlobBackend::Files => Arc::new(files::FileBlobs::open(data_dir)?),
+            BlobBackend::Files => Arc::new(packs::PackedBlobs::open(
+                data_dir,
+                db,
+                Some(log_sync.clone()),
+            )?),
             BlobBackend::Sled => Arc::new(
                 sled_blobs::SledBlobs::new(db, coffre_protocol::MAX_BLOB_BYTES)?
                     .with_log_sync(log_sync),
