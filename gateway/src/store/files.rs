@@ -8,7 +8,8 @@
 //! holding exactly the blob's bytes. `<data>/blobs/tmp/` holds writes in progress. The two-hex
 //! fan-out keeps directories below a few thousand entries per space for millions of blobs.
 //!
-//! **Durable write.** A writer streams into a fresh file in `tmp/`; on commit the file is
+//! **Durable write.** A writer streams into a fresh file in `tmp/` (around the page cache where
+//! the filesystem allows it, see [`super::direct`]); on commit the file is
 //! fsynced, its final directory is created durably if needed (each newly created directory's
 //! parent is fsynced), the file is hard-linked to its final name, the final directory is fsynced,
 //! and the temporary name is unlinked. `link(2)` fails if the target exists, so an existing blob
@@ -36,20 +37,17 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io::{self, BufReader, BufWriter, Write};
+use std::io::{self, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use coffre_crypto::keys::{BlobId, SpaceId};
 
+use super::direct::BlobFileWriter;
 use crate::error::{Error, Result};
 use crate::store::{BlobReader, BlobStore, BlobWriter};
 
-/// Buffer between the writer's callers and the temporary file, so also the size of each
-/// `write(2)`: page-cache copies of 128 KiB cost a third of those of 1 MiB and two thirds of
-/// those of 256 KiB on Linux 6.18 / ext4 (measured with `dd`, 1 GiB).
-const WRITE_BUFFER: usize = 128 * 1024;
 /// Buffer between a blob file and its reader.
 const READ_BUFFER: usize = 64 * 1024;
 
@@ -236,7 +234,7 @@ impl Shared {
 }
 
 struct FileWriter {
-    file: Option<BufWriter<File>>,
+    file: Option<BlobFileWriter>,
     tmp_path: PathBuf,
     final_path: PathBuf,
     shared: Arc<Shared>,
@@ -245,7 +243,7 @@ struct FileWriter {
 impl BlobWriter for FileWriter {
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
         match &mut self.file {
-            Some(file) => Ok(file.write_all(bytes)?),
+            Some(file) => Ok(file.write(bytes)?),
             None => Err(Error::Internal("blob writer used after failure".into())),
         }
     }
@@ -254,7 +252,7 @@ impl BlobWriter for FileWriter {
         let Some(file) = self.file.take() else {
             return Err(Error::Internal("blob writer used after failure".into()));
         };
-        let file = file.into_inner().map_err(|error| error.into_error())?;
+        let file = file.finish()?;
         file.sync_all()?;
         let metadata = file.metadata()?;
         drop(file);
@@ -517,7 +515,7 @@ impl BlobStore for FileBlobs {
             .create_new(true)
             .open(&tmp_path)?;
         Ok(Box::new(FileWriter {
-            file: Some(BufWriter::with_capacity(WRITE_BUFFER, file)),
+            file: Some(BlobFileWriter::new(file)),
             tmp_path,
             final_path: self.path_of(space, blob),
             shared: Arc::clone(&self.shared),

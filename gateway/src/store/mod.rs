@@ -22,6 +22,7 @@ use coffre_crypto::keys::{BlobId, SpaceId};
 use crate::config::BlobBackend;
 use crate::error::{Error, Result};
 
+mod direct;
 pub mod files;
 pub mod memory;
 pub mod packs;
