@@ -82,6 +82,35 @@ pub(crate) fn seal_in_place(
     Ok(())
 }
 
+/// `open(K, N, A, C)` in place, for large bodies the caller owns (blob envelopes): `sealed` is
+/// `commitment ‖ ciphertext ‖ tag`; on success its ciphertext part holds the plaintext and the
+/// plaintext's range in `sealed` is returned. The tag is checked before anything is decrypted,
+/// so on failure `sealed` is unchanged. One opaque error for every failure.
+pub(crate) fn open_in_place(
+    key: &DerivedKey,
+    nonce: &[u8; NONCE_LEN],
+    aad: &[u8],
+    sealed: &mut [u8],
+) -> Result<core::ops::Range<usize>> {
+    if sealed.len() < CAEAD_OVERHEAD {
+        return Err(Error::Authentication);
+    }
+    if !bool::from(sealed[..COMMITMENT_LEN].ct_eq(&commitment(key))) {
+        return Err(Error::Authentication);
+    }
+    let end = sealed.len() - TAG_LEN;
+    let tag = chacha20poly1305::Tag::try_from(&sealed[end..]).map_err(|_| Error::Authentication)?;
+    cipher(key)
+        .decrypt_inout_detached(
+            &XNonce::from(*nonce),
+            aad,
+            (&mut sealed[COMMITMENT_LEN..end]).into(),
+            &tag,
+        )
+        .map_err(|_| Error::Authentication)?;
+    Ok(COMMITMENT_LEN..end)
+}
+
 /// `open(K, N, A, C)`: checks the commitment, then decrypts. One opaque error for every failure.
 pub(crate) fn open(
     key: &DerivedKey,

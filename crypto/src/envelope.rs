@@ -192,11 +192,49 @@ pub fn seal_fresh(kind: BlobKind, content: &[u8]) -> Result<(BlobRef, SealedBlob
 /// A bad magic or version is [`Error::Malformed`]; every later failure is
 /// [`Error::Authentication`]. Callers that followed a blob id should use [`open_verified`].
 pub fn open(key: &BlobKey, expected_kind: BlobKind, envelope: &[u8]) -> Result<Vec<u8>> {
-    let mut reader = Reader::with_header(envelope, &MAGIC, "blob envelope")?;
-    let sealed = reader.rest();
+    open_in_place(key, expected_kind, envelope.to_vec()).map(OpenedBlob::into_content)
+}
+
+/// A blob opened in its envelope's own buffer: the content is a range of it, nothing was copied.
+pub struct OpenedBlob {
+    buffer: Vec<u8>,
+    content: core::ops::Range<usize>,
+}
+
+impl core::fmt::Debug for OpenedBlob {
+    /// The length only: contents stay out of logs.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "OpenedBlob({} bytes)", self.content.len())
+    }
+}
+
+impl OpenedBlob {
+    /// The blob's content.
+    pub fn content(&self) -> &[u8] {
+        &self.buffer[self.content.clone()]
+    }
+
+    /// The content as a vector of its own length (moves it to the front of the buffer).
+    pub fn into_content(mut self) -> Vec<u8> {
+        self.buffer.truncate(self.content.end);
+        self.buffer.drain(..self.content.start);
+        self.buffer
+    }
+}
+
+/// [`open`] on an envelope the caller owns, decrypting in its buffer: what large downloads use
+/// so that a chunk is not copied after it arrived. Same checks and errors as [`open`].
+pub fn open_in_place(
+    key: &BlobKey,
+    expected_kind: BlobKind,
+    mut envelope: Vec<u8>,
+) -> Result<OpenedBlob> {
+    let sealed_len = Reader::with_header(&envelope, &MAGIC, "blob envelope")?
+        .rest()
+        .len();
+    let sealed_start = envelope.len() - sealed_len;
     // Cheap public checks first: the body length must be one that `seal` can produce.
-    let body_len = sealed
-        .len()
+    let body_len = sealed_len
         .checked_sub(CAEAD_OVERHEAD)
         .ok_or(Error::Authentication)?;
     let max_body = padded_len(MAX_CONTENT_LEN as u64);
@@ -204,15 +242,15 @@ pub fn open(key: &BlobKey, expected_kind: BlobKind, envelope: &[u8]) -> Result<V
         return Err(Error::Authentication);
     }
     let (caead_key, nonce) = caead_key_and_nonce(key);
-    let mut body = caead::open(&caead_key, &nonce, &header(), sealed)?;
-    match content_len(&body, expected_kind) {
-        Some(len) => {
-            body.copy_within(1..1 + len, 0);
-            body.truncate(len);
-            Ok(body)
-        }
+    let body = caead::open_in_place(&caead_key, &nonce, &header(), &mut envelope[sealed_start..])?;
+    let body = sealed_start + body.start..sealed_start + body.end;
+    match content_len(&envelope[body.clone()], expected_kind) {
+        Some(len) => Ok(OpenedBlob {
+            buffer: envelope,
+            content: body.start + 1..body.start + 1 + len,
+        }),
         None => {
-            body.zeroize();
+            envelope.zeroize();
             Err(Error::Authentication)
         }
     }
@@ -249,6 +287,23 @@ pub fn open_verified(
     open(key, expected_kind, envelope)
 }
 
+/// [`open_verified`] on an envelope the caller owns, decrypting in its buffer (see
+/// [`open_in_place`]).
+pub fn open_verified_in_place(
+    expected_id: &BlobId,
+    key: &BlobKey,
+    expected_kind: BlobKind,
+    envelope: Vec<u8>,
+) -> Result<OpenedBlob> {
+    if blob_id(&envelope) != *expected_id {
+        return Err(Error::integrity(
+            "blob",
+            "envelope does not hash to the expected blob id",
+        ));
+    }
+    open_in_place(key, expected_kind, envelope)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,6 +334,44 @@ mod tests {
         body.extend_from_slice(b"hello\x80");
         body.resize(256, 0);
         assert_eq!(seal_body(&key(1), &body), bytes, "matches the spec layout");
+    }
+
+    #[test]
+    fn opening_in_place_gives_the_same_content_and_the_same_errors() {
+        let content: Vec<u8> = (0..70_000u32).map(|i| (i * 13) as u8).collect();
+        let sealed = seal(&key(2), BlobKind::Chunk, &content).unwrap();
+        let bytes = sealed.as_bytes().to_vec();
+        let opened =
+            open_verified_in_place(&sealed.id(), &key(2), BlobKind::Chunk, bytes.clone()).unwrap();
+        assert_eq!(opened.content(), content.as_slice());
+        assert_eq!(format!("{opened:?}"), "OpenedBlob(70000 bytes)");
+        assert_eq!(opened.into_content(), content);
+        assert!(matches!(
+            open_verified_in_place(&blob_id(b"other"), &key(2), BlobKind::Chunk, bytes.clone()),
+            Err(Error::Integrity { .. })
+        ));
+        assert!(matches!(
+            open_in_place(&key(3), BlobKind::Chunk, bytes.clone()),
+            Err(Error::Authentication)
+        ));
+        assert!(matches!(
+            open_in_place(&key(2), BlobKind::Manifest, bytes.clone()),
+            Err(Error::Authentication)
+        ));
+        for position in [
+            0,
+            HEADER_LEN,
+            HEADER_LEN + 40,
+            bytes.len() / 2,
+            bytes.len() - 1,
+        ] {
+            let mut flipped = bytes.clone();
+            flipped[position] ^= 1;
+            assert!(
+                open_in_place(&key(2), BlobKind::Chunk, flipped).is_err(),
+                "byte {position}"
+            );
+        }
     }
 
     #[test]

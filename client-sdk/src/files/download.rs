@@ -5,7 +5,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use coffre_crypto::dirnode::{FileContent, Timestamp};
-use coffre_crypto::envelope::{BlobKind, BlobRef, open_verified};
+use coffre_crypto::envelope::{
+    BlobKind, BlobRef, OpenedBlob, open_verified, open_verified_in_place,
+};
 use coffre_crypto::keys::{BlobId, SpaceId, random_bytes};
 use coffre_crypto::manifest::{ChunkRef, Manifest};
 
@@ -54,14 +56,19 @@ fn system_time(mtime: Timestamp) -> Option<std::time::SystemTime> {
     }
 }
 
-/// Fetches one chunk and opens it (id, key commitment, tag, padding, kind, length all checked).
-async fn fetch_chunk<R: Remote>(remote: &R, space: &SpaceId, chunk: ChunkRef) -> Result<Vec<u8>> {
+/// Fetches one chunk and opens it in the buffer it arrived in (id, key commitment, tag,
+/// padding, kind, length all checked).
+async fn fetch_chunk<R: Remote>(
+    remote: &R,
+    space: &SpaceId,
+    chunk: ChunkRef,
+) -> Result<OpenedBlob> {
     let envelope = remote.get_blob(space, &chunk.id).await?;
     let plaintext = tokio::task::spawn_blocking(move || {
-        open_verified(&chunk.id, &chunk.key, BlobKind::Chunk, &envelope)
+        open_verified_in_place(&chunk.id, &chunk.key, BlobKind::Chunk, envelope)
             .map_err(Error::from)
             .and_then(|plaintext| {
-                if plaintext.len() as u64 == u64::from(chunk.length) {
+                if plaintext.content().len() as u64 == u64::from(chunk.length) {
                     Ok(plaintext)
                 } else {
                     Err(Error::Integrity(
@@ -119,11 +126,11 @@ pub(crate) async fn download_file<R: Remote>(
 
     // One blocking thread writes the verified chunks in order while the next ones are fetched
     // and opened; the queue between them bounds the plaintext held in memory.
-    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<OpenedBlob>(WRITE_QUEUE);
     let writer = tokio::task::spawn_blocking(move || -> std::io::Result<StreamingFile> {
         let mut sink = StreamingFile::new(out);
         while let Some(plaintext) = receiver.blocking_recv() {
-            sink.write(&plaintext)?;
+            sink.write(plaintext.content())?;
         }
         Ok(sink)
     });
@@ -139,7 +146,7 @@ pub(crate) async fn download_file<R: Remote>(
                 return Ok(());
             };
             let plaintext = plaintext?;
-            let length = plaintext.len() as u64;
+            let length = plaintext.content().len() as u64;
             if sender.send(plaintext).await.is_err() {
                 // The writer stopped on an error, reported below.
                 return Ok(());
