@@ -526,7 +526,9 @@ impl Remote for HttpClient {
     }
 
     async fn get_blob(&self, space: &SpaceId, id: &BlobId) -> Result<Vec<u8>> {
-        Ok(self.get_blob_bytes(space, id).await?.to_vec())
+        // Without a copy when the body was gathered from several frames (the usual case for
+        // chunks); `Vec::from` copies only when the bytes are shared.
+        Ok(Vec::from(self.get_blob_bytes(space, id).await?))
     }
 
     async fn put_blobs(&self, space: &SpaceId, blobs: Vec<(BlobId, Vec<u8>)>) -> Result<()> {

@@ -132,19 +132,24 @@ pub fn stream_blob(
     let mut hasher = blake3::Hasher::new();
     let mut size = 0u64;
     let mut pending: Option<Bytes> = None;
-    let mut buffer = vec![0u8; READ_CHUNK];
     loop {
-        let read = match body.read(&mut buffer) {
+        // Read straight into the chunk that is sent (no copy): `read_to_end` fills the spare
+        // capacity, up to `READ_CHUNK` bytes.
+        let mut chunk = Vec::with_capacity(READ_CHUNK);
+        let read = match body
+            .by_ref()
+            .take(READ_CHUNK as u64)
+            .read_to_end(&mut chunk)
+        {
             Ok(0) => break,
             Ok(read) => read,
-            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(error) => {
                 tracing::error!(%space, %blob, error = %error, "reading a blob failed");
                 let _ = out.blocking_send(Err(error));
                 return;
             }
         };
-        let chunk = Bytes::copy_from_slice(&buffer[..read]);
+        let chunk = Bytes::from(chunk);
         hasher.update(&chunk);
         size = size.saturating_add(read as u64);
         if let Some(previous) = pending.replace(chunk)
