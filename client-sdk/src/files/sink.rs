@@ -24,7 +24,7 @@ const DROP_STEP: u64 = 16 * 1024 * 1024;
 /// (4 KiB drives), which every smaller one divides.
 const ALIGN: usize = 4096;
 /// Bytes gathered before each `O_DIRECT` write (a multiple of [`ALIGN`]).
-const DIRECT_BUFFER: usize = 4 * 1024 * 1024;
+const DIRECT_BUFFER: usize = 1024 * 1024;
 
 /// A temporary download file written around the page cache.
 pub(super) struct StreamingFile {
