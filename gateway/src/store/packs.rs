@@ -267,21 +267,17 @@ impl Shared {
         while start < records.len() {
             let number = self.ensure_active(packs)?;
             let mut length = packs.sizes.get(&number).map_or(0, |size| size.length);
-            let mut buffer = Vec::new();
             let mut end = start;
             // As many records as fit below the target; a record larger than that still goes
             // into a pack of its own.
             while end < records.len() {
-                let (record_key, body) = records[end];
+                let (_, body) = records[end];
                 let record = RECORD_HEADER + body.len() as u64;
                 if length + record > PACK_TARGET && length > PACK_MAGIC.len() as u64 {
                     break;
                 }
                 let body_length = u32::try_from(body.len())
                     .map_err(|_| Error::Internal("a packed body is too long".into()))?;
-                buffer.extend_from_slice(&record_key);
-                buffer.extend_from_slice(&body_length.to_be_bytes());
-                buffer.extend_from_slice(body);
                 locations.push(Location {
                     pack: number,
                     offset: length + RECORD_HEADER,
@@ -290,9 +286,10 @@ impl Shared {
                 length += record;
                 end += 1;
             }
+            let batch = &records[start..end];
             let written = match &mut packs.active {
-                Some(_) if buffer.is_empty() => Ok(()),
-                Some((_, file)) => file.write_all(&buffer).and_then(|()| file.sync_data()),
+                Some(_) if batch.is_empty() => Ok(()),
+                Some((_, file)) => write_records(file, batch).and_then(|()| file.sync_data()),
                 None => Err(io::Error::other("no active pack")),
             };
             if let Err(error) = written {
@@ -492,6 +489,22 @@ impl Shared {
         readers.insert(pack, Arc::clone(&file));
         Ok(Some(file))
     }
+}
+
+/// Bytes gathered before each `write(2)` of an append (the batch itself is not copied whole).
+const APPEND_BUFFER: usize = 256 * 1024;
+
+/// Writes `records` (key, body) one after the other at the end of `file`.
+fn write_records(file: &mut File, records: &[([u8; 64], &[u8])]) -> io::Result<()> {
+    let mut out = io::BufWriter::with_capacity(APPEND_BUFFER, file);
+    for (record_key, body) in records {
+        // Bodies were checked to fit in a u32 when their locations were computed.
+        let length = u32::try_from(body.len()).map_err(io::Error::other)?;
+        out.write_all(record_key)?;
+        out.write_all(&length.to_be_bytes())?;
+        out.write_all(body)?;
+    }
+    out.flush()
 }
 
 /// Reads one packed body with positioned reads (no shared file offset, no lock).
