@@ -55,6 +55,9 @@ const MAX_JSON_RESPONSE: usize = 64 * 1024 * 1024;
 const MAX_ERROR_RESPONSE: usize = 64 * 1024;
 /// Longest token accepted from a gateway.
 const MAX_TOKEN_LEN: usize = 512;
+/// Largest HTTP/2 frame the gateway may send (the protocol's default is 16 KiB): a 1 MiB chunk
+/// arrives in a few frames instead of 64, each with its own bookkeeping and flow-control update.
+const H2_MAX_FRAME_SIZE: u32 = 256 * 1024;
 /// Length of a login challenge (API.md).
 const CHALLENGE_LEN: usize = 32;
 
@@ -224,6 +227,7 @@ impl HttpClient {
             .enable_http2()
             .wrap_connector(http);
         let client = HyperClient::builder(TokioExecutor::new())
+            .http2_max_frame_size(H2_MAX_FRAME_SIZE)
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
