@@ -11,12 +11,13 @@
 //! (about 88 MiB in the worst case, ~22 MiB typically), never by the file's size.
 //!
 //! Download ([`get_file`], [`get_tree`]): chunks are fetched a few at a time, each checked
-//! against its id and opened ([`open_verified`](coffre_crypto::envelope::open_verified)) before
-//! a byte of it is written, written in order (by one blocking thread, `files/sink.rs`) to a
-//! temporary file in the destination directory, which is size-checked, fsynced, and only then
-//! renamed over the destination. On Linux the written pages are dropped from the page cache as
-//! the file grows, so restoring a large file neither evicts the machine's cache nor pays for
-//! filling it. Memory: `(DOWNLOAD_CONCURRENCY + 3) × MAX_CHUNK_SIZE` at most. Any failure
+//! against its id and opened in the buffer it arrived in
+//! ([`open_verified_in_place`](coffre_crypto::envelope::open_verified_in_place)) before a byte
+//! of it is written, written in order (by one blocking thread, `files/sink.rs`) to a temporary
+//! file in the destination directory, which is size-checked, fsynced, and only then renamed over
+//! the destination. On Linux the file is written around the page cache (`O_DIRECT`, or, where
+//! the filesystem refuses it, buffered with the written pages dropped as the file grows), so
+//! restoring a large file neither evicts the machine's cache nor pays for filling it. Memory: `(DOWNLOAD_CONCURRENCY + 3) × MAX_CHUNK_SIZE` at most. Any failure
 //! (tampering, a dropped blob, a full disk) removes the temporary file: no partial or unverified
 //! destination is ever left.
 //!
