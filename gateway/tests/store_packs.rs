@@ -198,3 +198,28 @@ fn a_torn_tail_and_a_pack_nobody_indexes_are_harmless() {
     assert_range(&store, 20..30, 7000);
     assert_eq!(store.pack_paths().unwrap().len(), 1);
 }
+
+#[test]
+fn a_lost_pack_is_reported_and_its_number_never_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    put_range(&store, 0..10, 3000);
+    let lost = store.pack_paths().unwrap();
+    assert_eq!(lost.len(), 1);
+    drop(store);
+    // The pack disappears (a disk fault, an operator's mistake): the index still names it.
+    std::fs::remove_file(&lost[0]).unwrap();
+    let store = open(dir.path());
+    put_range(&store, 10..20, 4000);
+    let packs = store.pack_paths().unwrap();
+    assert_eq!(packs.len(), 1);
+    assert_ne!(
+        packs[0], lost[0],
+        "a new pack must not take the lost one's number"
+    );
+    assert!(matches!(
+        store.open(&space(), &blob_id(3)),
+        Err(coffre_gateway::Error::Corrupt(_))
+    ));
+    assert_range(&store, 10..20, 4000);
+}

@@ -107,6 +107,9 @@ struct Packs {
     sizes: BTreeMap<u64, PackSize>,
     /// The pack being appended to, if one is open.
     active: Option<(u64, File)>,
+    /// Number of the next pack: above every pack on disk and every pack the index names (so
+    /// that an index entry left pointing to a lost pack can never point into a new one).
+    next: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -175,9 +178,17 @@ impl PackedBlobs {
                 }
             }
         }
+        let mut next = sizes.keys().next_back().map_or(1, |newest| newest + 1);
         for item in index.iter() {
             let (_, value) = item?;
-            let location = Location::decode(&value)?;
+            let location = match Location::decode(&value) {
+                Ok(location) => location,
+                Err(error) => {
+                    tracing::error!(%error, "run coffre-gateway check");
+                    continue;
+                }
+            };
+            next = next.max(location.pack.saturating_add(1));
             match sizes.get_mut(&location.pack) {
                 Some(size) => size.live += location.record_bytes(),
                 None => tracing::error!(
@@ -214,6 +225,7 @@ impl PackedBlobs {
                 packs: Mutex::new(Packs {
                     sizes,
                     active: None,
+                    next,
                 }),
                 readers: Mutex::new(HashMap::new()),
             }),
@@ -315,11 +327,8 @@ impl Shared {
         if let Some((number, _)) = &packs.active {
             return Ok(*number);
         }
-        let number = packs
-            .sizes
-            .keys()
-            .next_back()
-            .map_or(1, |newest| newest + 1);
+        let number = packs.next;
+        packs.next = number.saturating_add(1);
         let mut file = File::options()
             .append(true)
             .create_new(true)
