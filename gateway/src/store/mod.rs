@@ -88,6 +88,18 @@ impl LogSync {
     }
 }
 
+/// `db.flush()`, then with `log_sync` its `fdatasync` of the log file (see [`LogSync`]): what
+/// every sled-backed store calls before reporting a write durable.
+pub(crate) fn flush_db(db: &sled::Db, log_sync: Option<&LogSync>) -> Result<()> {
+    match log_sync {
+        Some(log_sync) => log_sync.flush(db),
+        None => {
+            db.flush()?;
+            Ok(())
+        }
+    }
+}
+
 /// The two stores a gateway runs on.
 #[derive(Clone)]
 pub struct Stores {

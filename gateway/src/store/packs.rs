@@ -262,13 +262,7 @@ impl Shared {
     }
 
     fn flush(&self) -> Result<()> {
-        match &self.log_sync {
-            Some(log_sync) => log_sync.flush(&self.db),
-            None => {
-                self.db.flush()?;
-                Ok(())
-            }
-        }
+        super::flush_db(&self.db, self.log_sync.as_ref())
     }
 
     /// Appends `records` (key, body) to the active pack, starting a new pack when it is full,

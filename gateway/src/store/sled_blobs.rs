@@ -47,13 +47,7 @@ impl SledBlobs {
     }
 
     fn flush(&self) -> Result<()> {
-        match &self.log_sync {
-            Some(log_sync) => log_sync.flush(&self.db),
-            None => {
-                self.db.flush()?;
-                Ok(())
-            }
-        }
+        super::flush_db(&self.db, self.log_sync.as_ref())
     }
 }
 

@@ -148,13 +148,7 @@ impl SledMeta {
     }
 
     fn flush(&self) -> Result<()> {
-        match &self.log_sync {
-            Some(log_sync) => log_sync.flush(&self.db),
-            None => {
-                self.db.flush()?;
-                Ok(())
-            }
-        }
+        super::flush_db(&self.db, self.log_sync.as_ref())
     }
 
     /// Values of `tree` with keys in `[start, end]`, at most `limit`.
