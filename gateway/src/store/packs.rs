@@ -29,7 +29,7 @@
 //! old pack still indexed (the copies are garbage) or a pack with no live record, removed at the
 //! next open.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -627,7 +627,10 @@ impl BlobStore for PackedBlobs {
         self.files.delete(space, blob)
     }
 
+    /// Packed blobs whose pack is gone from disk are not visited: they are not stored bodies,
+    /// and `check` then reports them missing.
     fn for_each(&self, visit: &mut dyn FnMut(&SpaceId, &BlobId, u64) -> Result<()>) -> Result<()> {
+        let on_disk: BTreeSet<u64> = self.shared.lock()?.sizes.keys().copied().collect();
         for item in self.shared.index.iter() {
             let (record_key, value) = item?;
             if record_key.len() != 64 {
@@ -640,6 +643,9 @@ impl BlobStore for PackedBlobs {
             space.copy_from_slice(&record_key[..32]);
             blob.copy_from_slice(&record_key[32..]);
             let location = Location::decode(&value)?;
+            if !on_disk.contains(&location.pack) {
+                continue;
+            }
             visit(
                 &SpaceId::from_bytes(space),
                 &BlobId::from_bytes(blob),
