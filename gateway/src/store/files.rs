@@ -9,7 +9,7 @@
 //! fan-out keeps directories below a few thousand entries per space for millions of blobs.
 //!
 //! **Durable write.** A writer streams into a fresh file in `tmp/` (around the page cache where
-//! the filesystem allows it, see [`super::direct`]); on commit the file is
+//! the filesystem allows it, see `store/direct.rs`); on commit the file is
 //! fsynced, its final directory is created durably if needed (each newly created directory's
 //! parent is fsynced), the file is hard-linked to its final name, the final directory is fsynced,
 //! and the temporary name is unlinked. `link(2)` fails if the target exists, so an existing blob
