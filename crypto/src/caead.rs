@@ -112,31 +112,19 @@ pub(crate) fn open_in_place(
 }
 
 /// `open(K, N, A, C)`: checks the commitment, then decrypts. One opaque error for every failure.
+/// [`open_in_place`] on a copy; the plaintext is moved to the front of that copy (its spare
+/// capacity is zeroed too when the caller zeroizes the vector).
 pub(crate) fn open(
     key: &DerivedKey,
     nonce: &[u8; NONCE_LEN],
     aad: &[u8],
     sealed: &[u8],
 ) -> Result<Vec<u8>> {
-    if sealed.len() < CAEAD_OVERHEAD {
-        return Err(Error::Authentication);
-    }
-    let (stored_commitment, rest) = sealed.split_at(COMMITMENT_LEN);
-    if !bool::from(stored_commitment.ct_eq(&commitment(key))) {
-        return Err(Error::Authentication);
-    }
-    let (ciphertext, tag) = rest.split_at(rest.len() - TAG_LEN);
-    let mut plaintext = ciphertext.to_vec();
-    let tag = chacha20poly1305::Tag::try_from(tag).map_err(|_| Error::Authentication)?;
-    cipher(key)
-        .decrypt_inout_detached(
-            &XNonce::from(*nonce),
-            aad,
-            plaintext.as_mut_slice().into(),
-            &tag,
-        )
-        .map_err(|_| Error::Authentication)?;
-    Ok(plaintext)
+    let mut buffer = sealed.to_vec();
+    let plaintext = open_in_place(key, nonce, aad, &mut buffer)?;
+    buffer.truncate(plaintext.end);
+    buffer.drain(..plaintext.start);
+    Ok(buffer)
 }
 
 /// `sealed_box(K, A, P) = N ‖ seal(K, N, A, P)` with a random 24-byte nonce (FORMAT.md section 3).

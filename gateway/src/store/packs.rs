@@ -237,7 +237,7 @@ impl PackedBlobs {
         &self.files
     }
 
-    /// The pack files on disk, oldest first (for tests and `check`).
+    /// The pack files on disk, oldest first (for tests).
     pub fn pack_paths(&self) -> Result<Vec<PathBuf>> {
         let packs = self.shared.lock()?;
         Ok(packs
@@ -293,9 +293,12 @@ impl Shared {
                 end += 1;
             }
             let batch = &records[start..end];
+            let placed = &locations[start..end];
             let written = match &mut packs.active {
                 Some(_) if batch.is_empty() => Ok(()),
-                Some((_, file)) => write_records(file, batch).and_then(|()| file.sync_data()),
+                Some((_, file)) => {
+                    write_records(file, batch, placed).and_then(|()| file.sync_data())
+                }
                 None => Err(io::Error::other("no active pack")),
             };
             if let Err(error) = written {
@@ -342,8 +345,8 @@ impl Shared {
     }
 
     /// Inserts index entries (each only if absent), flushes, and counts the inserted ones as
-    /// live. Returns how many were inserted.
-    fn index_new(&self, packs: &mut Packs, entries: &[([u8; 64], Location)]) -> Result<usize> {
+    /// live.
+    fn index_new(&self, packs: &mut Packs, entries: &[([u8; 64], Location)]) -> Result<()> {
         let mut inserted = Vec::new();
         for (record_key, location) in entries {
             let swapped = self.index.compare_and_swap(
@@ -361,7 +364,7 @@ impl Shared {
         for location in &inserted {
             packs.sizes.entry(location.pack).or_default().live += location.record_bytes();
         }
-        Ok(inserted.len())
+        Ok(())
     }
 
     /// After a record of `pack` stopped being live: removes the pack if it is closed and
@@ -497,14 +500,17 @@ impl Shared {
 /// Bytes gathered before each `write(2)` of an append (the batch itself is not copied whole).
 const APPEND_BUFFER: usize = 256 * 1024;
 
-/// Writes `records` (key, body) one after the other at the end of `file`.
-fn write_records(file: &mut File, records: &[([u8; 64], &[u8])]) -> io::Result<()> {
+/// Writes `records` (key, body) one after the other at the end of `file`, each with the body
+/// length its location (computed by the caller, in the same order) gives.
+fn write_records(
+    file: &mut File,
+    records: &[([u8; 64], &[u8])],
+    locations: &[Location],
+) -> io::Result<()> {
     let mut out = io::BufWriter::with_capacity(APPEND_BUFFER, file);
-    for (record_key, body) in records {
-        // Bodies were checked to fit in a u32 when their locations were computed.
-        let length = u32::try_from(body.len()).map_err(io::Error::other)?;
+    for ((record_key, body), location) in records.iter().zip(locations) {
         out.write_all(record_key)?;
-        out.write_all(&length.to_be_bytes())?;
+        out.write_all(&location.length.to_be_bytes())?;
         out.write_all(body)?;
     }
     out.flush()
