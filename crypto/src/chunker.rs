@@ -15,7 +15,7 @@
 //!   64-bit XOR seed of `fastcdc` is not a proof against it);
 //! - **one plaintext per chunk key** **[T-nonce]**: the chunk key is a MAC of the exact chunk, so
 //!   the deterministic envelope nonce never meets two plaintexts;
-//! - **bounded memory**: [`Chunker`] reads through one buffer of [`MAX_CHUNK_SIZE`] bytes and holds
+//! - **bounded memory**: [`Chunker`] reads through one buffer of [`STREAM_BUFFER`] bytes and holds
 //!   at most one chunk besides it; a file is never held whole.
 //!
 //! The parameters below are **dedup-fixed**: changing them breaks deduplication with earlier data,
@@ -24,7 +24,7 @@
 use core::fmt;
 use std::io::Read;
 
-use fastcdc::v2020::{FastCDC, Normalization, StreamCDC};
+use fastcdc::v2020::{FastCDC, Normalization};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::envelope::{self, BlobKind, MAX_CONTENT_LEN, SealedBlob};
@@ -118,12 +118,28 @@ pub struct Chunk {
     pub data: Vec<u8>,
 }
 
+/// The streaming chunker's read buffer: three maximum chunks. A cut needs [`MAX_CHUNK_SIZE`]
+/// bytes ahead (or the end of the input), so the buffer is refilled when fewer remain; the bytes
+/// still unconsumed then move to its front, at most one maximum chunk per two or more consumed.
+pub const STREAM_BUFFER: usize = 3 * MAX_CHUNK_SIZE;
+
 /// Splits a reader into content-defined chunks, streaming: an iterator over `Result<Chunk>`.
+///
+/// The cuts are those of [`chunk_slice`] over the whole input (same algorithm, parameters and
+/// seed). Memory: one [`STREAM_BUFFER`] plus the chunk returned. Each byte is copied once, into
+/// its chunk (`fastcdc`'s `StreamCDC` also moved the rest of its buffer after every chunk).
 ///
 /// After the first error the iterator ends. Read errors are [`Error::Io`]. An empty input yields
 /// no chunks.
 pub struct Chunker<R: Read> {
-    inner: StreamCDC<R>,
+    reader: R,
+    seed: u64,
+    buffer: Vec<u8>,
+    /// `buffer[start..end]` is read and not yet chunked; it begins at `offset` in the input.
+    start: usize,
+    end: usize,
+    offset: u64,
+    eof: bool,
     failed: bool,
 }
 
@@ -131,24 +147,52 @@ impl<R: Read> Chunker<R> {
     /// A chunker over `reader` with the gear table of `seed`.
     pub fn new(reader: R, seed: &ChunkerSeed) -> Self {
         Chunker {
-            inner: StreamCDC::with_level_and_seed(
-                reader,
-                MIN_CHUNK_SIZE,
-                AVG_CHUNK_SIZE,
-                MAX_CHUNK_SIZE,
-                Normalization::Level1,
-                seed.expose_secret(),
-            ),
+            reader,
+            seed: seed.expose_secret(),
+            buffer: Vec::new(),
+            start: 0,
+            end: 0,
+            offset: 0,
+            eof: false,
             failed: false,
         }
+    }
+
+    /// Makes `MAX_CHUNK_SIZE` bytes available, or everything up to the end of the input.
+    fn fill(&mut self) -> std::io::Result<()> {
+        if self.eof || self.end - self.start >= MAX_CHUNK_SIZE {
+            return Ok(());
+        }
+        if self.buffer.is_empty() {
+            self.buffer = vec![0; STREAM_BUFFER];
+        }
+        self.buffer.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
+        self.start = 0;
+        while !self.eof && self.end < self.buffer.len() {
+            match self.reader.read(&mut self.buffer[self.end..]) {
+                Ok(0) => self.eof = true,
+                Ok(read) => self.end += read,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
     }
 }
 
 impl<R: Read> fmt::Debug for Chunker<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Chunker")
+            .field("offset", &self.offset)
             .field("failed", &self.failed)
             .finish_non_exhaustive()
+    }
+}
+
+impl<R: Read> Drop for Chunker<R> {
+    fn drop(&mut self) {
+        self.seed.zeroize();
     }
 }
 
@@ -159,22 +203,38 @@ impl<R: Read> Iterator for Chunker<R> {
         if self.failed {
             return None;
         }
-        match self.inner.next()? {
-            Ok(chunk) => Some(Ok(Chunk {
-                offset: chunk.offset,
-                data: chunk.data,
-            })),
-            Err(error) => {
-                self.failed = true;
-                Some(Err(Error::Io(error.into())))
-            }
+        if let Err(error) = self.fill() {
+            self.failed = true;
+            return Some(Err(Error::Io(error)));
         }
+        let available = &self.buffer[self.start..self.end];
+        if available.is_empty() {
+            return None;
+        }
+        // With MAX_CHUNK_SIZE bytes ahead (or the input's end) the first cut of the available
+        // bytes is the cut `chunk_slice` makes at this offset of the whole input.
+        let (_, length) = FastCDC::with_level_and_seed(
+            available,
+            MIN_CHUNK_SIZE,
+            AVG_CHUNK_SIZE,
+            MAX_CHUNK_SIZE,
+            Normalization::Level1,
+            self.seed,
+        )
+        .cut(0, available.len());
+        let chunk = Chunk {
+            offset: self.offset,
+            data: available[..length].to_vec(),
+        };
+        self.start += length;
+        self.offset += length as u64;
+        Some(Ok(chunk))
     }
 }
 
 /// Splits bytes already in memory into the **same** chunks as [`Chunker`] (same algorithm,
 /// parameters and seed), borrowing them: no read buffer. [`Chunker`] allocates and zeroes a
-/// [`MAX_CHUNK_SIZE`] buffer per input, which dominates the cost of chunking many small files;
+/// [`STREAM_BUFFER`] per input, which would dominate the cost of chunking many small files;
 /// callers that hold a small file whole use this instead. An empty input yields no chunks.
 pub fn chunk_slice<'a>(data: &'a [u8], seed: &ChunkerSeed) -> impl Iterator<Item = &'a [u8]> {
     FastCDC::with_level_and_seed(
@@ -266,6 +326,60 @@ mod tests {
                 data: data.clone()
             }]
         );
+    }
+
+    /// Hands out at most `step` bytes per read, and an `Interrupted` error before every third.
+    struct TrickleReader<'a> {
+        data: &'a [u8],
+        step: usize,
+        reads: usize,
+    }
+
+    impl Read for TrickleReader<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.reads += 1;
+            if self.reads.is_multiple_of(3) {
+                return Err(std::io::ErrorKind::Interrupted.into());
+            }
+            let length = buf.len().min(self.step).min(self.data.len());
+            buf[..length].copy_from_slice(&self.data[..length]);
+            self.data = &self.data[length..];
+            Ok(length)
+        }
+    }
+
+    #[test]
+    fn short_and_interrupted_reads_give_the_same_cuts() {
+        let seed = ChunkerSeed::derive(&space(6), 1, &EpochKey::from_bytes([6; 32]));
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        // Several refills of the stream buffer, ending off any block boundary.
+        let data: Vec<u8> = (0..3 * STREAM_BUFFER + 12_345)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let expected: Vec<&[u8]> = chunk_slice(&data, &seed).collect();
+        assert!(expected.len() > 20);
+        for step in [MAX_CHUNK_SIZE - 1, 777_777, STREAM_BUFFER] {
+            let reader = TrickleReader {
+                data: &data,
+                step,
+                reads: 0,
+            };
+            let mut offset = 0u64;
+            let mut count = 0;
+            for (chunk, expected) in Chunker::new(reader, &seed).zip(&expected) {
+                let chunk = chunk.unwrap();
+                assert_eq!(chunk.offset, offset, "step {step}");
+                assert_eq!(&chunk.data[..], *expected, "step {step}, offset {offset}");
+                offset += chunk.data.len() as u64;
+                count += 1;
+            }
+            assert_eq!((count, offset), (expected.len(), data.len() as u64));
+        }
     }
 
     #[test]
