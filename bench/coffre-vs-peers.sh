@@ -10,9 +10,11 @@
 # TLS, loopback) backing up the 20k-file tree, measured here the same way peers.sh measures, since
 # peers.sh has no REST figure for the tree; (c) coffre: release build, a gateway (files backend) on
 # 127.0.0.1 with a fresh data dir on the same filesystem as the data (not tmpfs), `coffre init`,
-# then five timed steps, one run each:
+# then five timed steps; steps 1-2 and 4-5 run COFFRE_RUNS times, run r in its own space (fresh
+# chunk keys, so every byte is uploaded again), and the table gives the median wall (as peers.sh
+# does) and the largest RSS of the runs:
 #   1 put big            2 get big (to a file on disk; verified with cmp, then deleted)
-#   3 put big-mod over the same space path (bytes re-sent, from `--json` bytes_sent and the
+#   3 put big-mod over run 1's space path, once (bytes re-sent, from `--json` bytes_sent and the
 #     gateway's coffre_bytes_received_total delta when /metrics answers)
 #   4 put dataset        5 get dataset (verified with diff -r, then deleted)
 # Timing: GNU time '%e %M' (wall seconds, client max RSS). Gateway: its peak RSS *per step*,
@@ -20,7 +22,8 @@
 # reading VmHWM after it; a 0.1 s VmRSS sampler runs as a cross-check (max over the step).
 # MB/s = 10^6 bytes / wall second (as peers.sh). One table on stdout at the end.
 #
-# Environment: DATA (default /tmp/perfdata), PEER_RUNS (default 1), SKIP_PEERS=1 (coffre only),
+# Environment: DATA (default /tmp/perfdata), PEER_RUNS (default 1), COFFRE_RUNS (default PEER_RUNS;
+# PEER_RUNS=3 gives medians of 3 on both sides, ~10 min), SKIP_PEERS=1 (coffre only),
 # REST_TREE=1 (with SKIP_PEERS=1: still run (b), the restic REST backup and restore of the tree),
 # COFFRE_BENCH_DIR (parent of the temp dir; default /var/tmp, must be on DATA's filesystem),
 # STEP_TIMEOUT (seconds per coffre step, default 900), GW_CONFIG_TOML (TOML text given to the
@@ -33,6 +36,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DATA=${DATA:-/tmp/perfdata}
 PEER_RUNS=${PEER_RUNS:-1}
+COFFRE_RUNS=${COFFRE_RUNS:-$PEER_RUNS}
 PEERS=${PEERS:-/work/shared/bench/peers.sh}
 STEP_TIMEOUT=${STEP_TIMEOUT:-900}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -41,6 +45,8 @@ B=1073741824
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { say "FATAL: $*"; exit 1; }
+case "$COFFRE_RUNS$PEER_RUNS" in *[!0-9]*) die "PEER_RUNS and COFFRE_RUNS must be whole numbers" ;; esac
+[ "$COFFRE_RUNS" -ge 1 ] && [ "$PEER_RUNS" -ge 1 ] || die "PEER_RUNS and COFFRE_RUNS must be at least 1"
 
 for t in restic rclone age openssl python3 curl /usr/bin/time cargo; do
     command -v "$t" >/dev/null || die "missing $t (apt-get install -y restic rclone age time curl)"
@@ -213,25 +219,49 @@ row() { # name bytes wall clientKiB gwKiB gwSampledKiB notes
 }
 
 mkdir -p "$W/out"
-PUT_BIG_MBS="" GET_BIG_MBS="" GW_BIG_PUT=0 GW_BIG_PUT_S=0 GW_BIG_GET=0 GW_BIG_GET_S=0 CL_BIG_PUT=0 CL_BIG_GET=0
+# Run r uses space bench (r = 1) or bench<r>: a fresh space has its own chunk keys, so each run
+# uploads every byte again. Reported: the median wall over the runs (as peers.sh does), the
+# largest RSS of any run.
+median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END{if(NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+maxof() { tr ' ' '\n' | grep . | sort -g | tail -n 1; }
+space_of() { if [ "$1" = 1 ]; then echo bench; else echo "bench$1"; fi; }
+for ((r = 2; r <= COFFRE_RUNS; r++)); do
+    timeout 60 "$COFFRE" space create "$(space_of "$r")" >&2 || die "space create $(space_of "$r")"
+done
+# Collects one step's figures under a prefix: <P>_WALLS, <P>_RSS, <P>_GW (lists over the runs).
+collect() {
+    local p=$1
+    eval "${p}_WALLS+=\" \$S_WALL\"; ${p}_RSS+=\" \$S_RSS\"; ${p}_GW+=\" \$S_GW_HWM \$S_GW_SAMPLED\""
+}
+# summary P BYTES NAME NOTE: one table row from the collected lists; sets MBS.
+summary() {
+    local p=$1 bytes=$2 name=$3 note=$4 walls rss gw wall
+    eval "walls=\$${p}_WALLS; rss=\$${p}_RSS; gw=\$${p}_GW"
+    wall=$(echo "$walls" | median)
+    [ "$COFFRE_RUNS" -gt 1 ] && note="$note; median of walls${walls}s" || note="$note; wall ${wall}s"
+    row "$name" "$bytes" "$wall" "$(echo "$rss" | maxof)" "$(echo "$gw" | maxof)" 0 "$note"
+    MBS=$(awk -v w="$wall" -v b="$bytes" 'BEGIN{printf "%.1f", b/w/1e6}')
+}
+PUT_BIG_MBS="" GET_BIG_MBS="" PB_WALLS="" PB_RSS="" PB_GW="" GB_WALLS="" GB_RSS="" GB_GW=""
+PD_WALLS="" PD_RSS="" PD_GW="" GD_WALLS="" GD_RSS="" GD_GW="" CHUNKS="" PD_REQ="" GD_REQ=""
 if [ "${SKIP_BIG:-0}" != 1 ]; then
-# Every put starts with nothing dirty on the filesystem (the peers' and earlier steps' writes
-# flushed), so no step pays for another's write-back: the gateway's syncs of a blob batch flush
-# the whole filesystem (docs/OPERATIONS.md).
-sync; warm "$DATA/big"
-step put-big "$COFFRE" --json put "$DATA/big" bench:/big
-row coffre-put-1GiB "$B" "$S_WALL" "$S_RSS" "$S_GW_HWM" "$S_GW_SAMPLED" \
-    "$(jget "$W/put-big.json" chunks) chunks; wall ${S_WALL}s"
-PUT_BIG_MBS=$(awk -v w="$S_WALL" -v b="$B" 'BEGIN{printf "%.1f", b/w/1e6}')
-GW_BIG_PUT=$S_GW_HWM; GW_BIG_PUT_S=$S_GW_SAMPLED; CL_BIG_PUT=$S_RSS
+for ((r = 1; r <= COFFRE_RUNS; r++)); do
+    SPACE=$(space_of "$r")
+    # Every put starts with nothing dirty on the filesystem (the peers' and earlier steps'
+    # writes flushed), so no step pays for another's write-back: the gateway's syncs of a blob
+    # batch flush the whole filesystem (docs/OPERATIONS.md).
+    sync; warm "$DATA/big"
+    step put-big "$COFFRE" --json put "$DATA/big" "$SPACE:/big"
+    collect PB; CHUNKS+=" $(jget "$W/put-big.json" chunks)"
 
-sync; warm "$W/gateway"
-step get-big "$COFFRE" --json get bench:/big "$W/out/big"
-row coffre-get-1GiB "$B" "$S_WALL" "$S_RSS" "$S_GW_HWM" "$S_GW_SAMPLED" "to disk; wall ${S_WALL}s"
-GET_BIG_MBS=$(awk -v w="$S_WALL" -v b="$B" 'BEGIN{printf "%.1f", b/w/1e6}')
-GW_BIG_GET=$S_GW_HWM; GW_BIG_GET_S=$S_GW_SAMPLED; CL_BIG_GET=$S_RSS
-cmp -s "$DATA/big" "$W/out/big" || die "get big: content mismatch"
-rm -f "$W/out/big"
+    sync; warm "$W/gateway"
+    step get-big "$COFFRE" --json get "$SPACE:/big" "$W/out/big"
+    collect GB
+    cmp -s "$DATA/big" "$W/out/big" || die "get big: content mismatch"
+    rm -f "$W/out/big"
+done
+summary PB "$B" coffre-put-1GiB "chunks${CHUNKS}"; PUT_BIG_MBS=$MBS
+summary GB "$B" coffre-get-1GiB "to disk"; GET_BIG_MBS=$MBS
 
 sync; warm "$DATA/big-mod"
 step put-big-mod "$COFFRE" --json put "$DATA/big-mod" bench:/big
@@ -240,20 +270,24 @@ row coffre-put-1GiBmod "$B" "$S_WALL" "$S_RSS" "$S_GW_HWM" "$S_GW_SAMPLED" \
     "re-sent $(awk -v x="$SENT" 'BEGIN{printf "%.2f MiB", x/1048576}') ($(jget "$W/put-big-mod.json" chunks_sent)/$(jget "$W/put-big-mod.json" chunks) chunks; gateway rx ${S_RX:-n/a} B); wall ${S_WALL}s"
 
 fi
-sync; warm "$DATA/dataset"
-step put-dataset "$COFFRE" --json put "$DATA/dataset" bench:/dataset
-[ "$(jget "$W/put-dataset.json" files)" = 20000 ] || say "WARN put dataset files=$(jget "$W/put-dataset.json" files)"
-row coffre-put-dataset "$DS" "$S_WALL" "$S_RSS" "$S_GW_HWM" "$S_GW_SAMPLED" \
-    "$(awk -v w="$S_WALL" 'BEGIN{printf "%.0f files/s", 20000/w}'); wall ${S_WALL}s; $S_REQ"
-PUT_DS_MBS=$(awk -v w="$S_WALL" -v b="$DS" 'BEGIN{printf "%.1f", b/w/1e6}')
+for ((r = 1; r <= COFFRE_RUNS; r++)); do
+    SPACE=$(space_of "$r")
+    sync; warm "$DATA/dataset"
+    step put-dataset "$COFFRE" --json put "$DATA/dataset" "$SPACE:/dataset"
+    [ "$(jget "$W/put-dataset.json" files)" = 20000 ] || say "WARN put dataset files=$(jget "$W/put-dataset.json" files)"
+    collect PD; PD_REQ=$S_REQ
 
-sync; warm "$W/gateway"
-step get-dataset "$COFFRE" --json get bench:/dataset "$W/out/ds"
-row coffre-get-dataset "$DS" "$S_WALL" "$S_RSS" "$S_GW_HWM" "$S_GW_SAMPLED" \
-    "$(awk -v w="$S_WALL" 'BEGIN{printf "%.0f files/s", 20000/w}'); wall ${S_WALL}s; $S_REQ"
-GET_DS_MBS=$(awk -v w="$S_WALL" -v b="$DS" 'BEGIN{printf "%.1f", b/w/1e6}')
-diff -rq "$DATA/dataset" "$W/out/ds" >/dev/null || die "get dataset: content mismatch"
-rm -rf "$W/out/ds"
+    sync; warm "$W/gateway"
+    step get-dataset "$COFFRE" --json get "$SPACE:/dataset" "$W/out/ds"
+    collect GD; GD_REQ=$S_REQ
+    diff -rq "$DATA/dataset" "$W/out/ds" >/dev/null || die "get dataset: content mismatch"
+    rm -rf "$W/out/ds"
+done
+PD_WALL=$(echo "$PD_WALLS" | median) GD_WALL=$(echo "$GD_WALLS" | median)
+summary PD "$DS" coffre-put-dataset \
+    "$(awk -v w="$PD_WALL" 'BEGIN{printf "%.0f files/s", 20000/w}'); last run: $PD_REQ"; PUT_DS_MBS=$MBS
+summary GD "$DS" coffre-get-dataset \
+    "$(awk -v w="$GD_WALL" 'BEGIN{printf "%.0f files/s", 20000/w}'); last run: $GD_REQ"; GET_DS_MBS=$MBS
 
 LOAD_AFTER=$(uptime)
 
@@ -287,12 +321,10 @@ LOAD_AFTER=$(uptime)
     ratio "20k files up  coffre/restic(REST)" "$PUT_DS_MBS" "$(echo "$RS_LINE" | awk '{print $2}')" 1
     ratio "20k files up  coffre/restic(local)" "$PUT_DS_MBS" "$(peer restic-local-backup-dataset)" 1
     ratio "20k files down coffre/restic(REST)" "$GET_DS_MBS" "$(echo "$RS_RESTORE_LINE" | awk '{print $2}')" 1
-    [ -n "$PUT_BIG_MBS" ] && awk -v g="$GW_BIG_PUT" -v gs="$GW_BIG_PUT_S" -v h="$GW_BIG_GET" -v hs="$GW_BIG_GET_S" -v c="$CL_BIG_PUT" -v d="$CL_BIG_GET" 'BEGIN{
-        gm = g; if (gs > gm) gm = gs; if (h > gm) gm = h; if (hs > gm) gm = hs
-        cm = (c > d) ? c : d
+    [ -n "$PUT_BIG_MBS" ] && awk -v gm="$(echo "$PB_GW $GB_GW" | maxof)" -v cm="$(echo "$PB_RSS $GB_RSS" | maxof)" 'BEGIN{
         printf "1GiB transfers: gateway peak RSS %.1f MiB (goal < 150: %s); client peak RSS %.1f MiB (goal < 200: %s)\n",
             gm/1024, (gm/1024 < 150) ? "MET" : "MISSED", cm/1024, (cm/1024 < 200) ? "MET" : "MISSED" }'
     echo "load before: $LOAD_BEFORE"
     echo "load after:  $LOAD_AFTER"
-    echo "host: $(nproc) cores; scratch fs $FSTYPE ($(df --output=source "$W" | tail -1)); MB/s = 1e6 B / wall s; coffre 1 run per op"
+    echo "host: $(nproc) cores; scratch fs $FSTYPE ($(df --output=source "$W" | tail -1)); MB/s = 1e6 B / wall s; coffre $COFFRE_RUNS run(s) per op (median wall), peers RUNS=$PEER_RUNS"
 }
