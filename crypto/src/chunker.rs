@@ -348,19 +348,23 @@ mod tests {
         }
     }
 
-    #[test]
-    fn short_and_interrupted_reads_give_the_same_cuts() {
-        let seed = ChunkerSeed::derive(&space(6), 1, &EpochKey::from_bytes([6; 32]));
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        // Several refills of the stream buffer, ending off any block boundary.
-        let data: Vec<u8> = (0..3 * STREAM_BUFFER + 12_345)
+    /// `length` bytes of xorshift64 output from `state` (chunkable data without a dependency).
+    fn pseudo_random(mut state: u64, length: usize) -> Vec<u8> {
+        (0..length)
             .map(|_| {
                 state ^= state << 13;
                 state ^= state >> 7;
                 state ^= state << 17;
                 state as u8
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn short_and_interrupted_reads_give_the_same_cuts() {
+        let seed = ChunkerSeed::derive(&space(6), 1, &EpochKey::from_bytes([6; 32]));
+        // Several refills of the stream buffer, ending off any block boundary.
+        let data = pseudo_random(0x2545_f491_4f6c_dd1d, 3 * STREAM_BUFFER + 12_345);
         let expected: Vec<&[u8]> = chunk_slice(&data, &seed).collect();
         assert!(expected.len() > 20);
         for step in [MAX_CHUNK_SIZE - 1, 777_777, STREAM_BUFFER] {
@@ -385,15 +389,7 @@ mod tests {
     #[test]
     fn chunk_slice_cuts_exactly_like_the_streaming_chunker() {
         let seed = ChunkerSeed::derive(&space(4), 1, &EpochKey::from_bytes([4; 32]));
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let data: Vec<u8> = (0..9 * 1024 * 1024 + 17)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect();
+        let data = pseudo_random(0x9e37_79b9_7f4a_7c15, 9 * 1024 * 1024 + 17);
         for len in [
             0,
             1,
