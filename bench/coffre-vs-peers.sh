@@ -278,10 +278,11 @@ for ((r = 1; r <= COFFRE_RUNS; r++)); do
     collect PD; PD_REQ=$S_REQ
 
     sync; warm "$W/gateway"
-    step get-dataset "$COFFRE" --json get "$SPACE:/dataset" "$W/out/ds"
+    step get-dataset "$COFFRE" --json get "$SPACE:/dataset" "$W/out/ds$r"
     collect GD; GD_REQ=$S_REQ
-    diff -rq "$DATA/dataset" "$W/out/ds" >/dev/null || die "get dataset: content mismatch"
-    rm -rf "$W/out/ds"
+    diff -rq "$DATA/dataset" "$W/out/ds$r" >/dev/null || die "get dataset: content mismatch"
+    # Kept until the exit cleanup, like restic's restore above: the next run's 20,000 file
+    # creations would otherwise pay for these deletions (2.18, 2.74, 3.28 s over three runs).
 done
 PD_WALL=$(echo "$PD_WALLS" | median) GD_WALL=$(echo "$GD_WALLS" | median)
 summary PD "$DS" coffre-put-dataset \
