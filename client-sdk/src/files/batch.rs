@@ -36,6 +36,12 @@ pub const GROUP_FILES: usize = 512;
 pub const GROUPS_IN_FLIGHT: usize = 3;
 /// Threads used to fsync a group of local files (concurrent fsyncs share journal commits).
 const SYNC_THREADS: usize = 16;
+/// Fewest downloaded files in one group made durable by flushing their filesystem (`syncfs(2)`,
+/// Linux) instead of one fsync each: on the development VM a 20,000-file download took 1.93,
+/// 2.29, 2.75 s with it against 2.24, 2.59, 3.04 s with 16 threads of fsyncs (alternating runs).
+/// Below it, a few fsyncs cost less than flushing whatever else is dirty on the filesystem.
+#[cfg(target_os = "linux")]
+const FILESYSTEM_SYNC_MIN: usize = 16;
 
 /// Splits `items` into groups of at most [`GROUP_FILES`] items and about [`GROUP_BYTES`]
 /// bytes (a group holds at least one item).
@@ -186,9 +192,33 @@ fn parallel<T: Sync>(
     })
 }
 
-/// Fsyncs every file, in parallel (blocking).
+/// Makes every file's data and metadata durable (blocking). On Linux, from
+/// [`FILESYSTEM_SYNC_MIN`] files, with one `syncfs(2)` per filesystem they are on (which also
+/// flushes whatever else is dirty there; Linux reports writeback errors from `syncfs` since 5.8);
+/// otherwise with fsyncs in parallel.
 pub(crate) fn sync_files(files: &[File]) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    if files.len() >= FILESYSTEM_SYNC_MIN {
+        for file in one_per_filesystem(files)? {
+            rustix::fs::syncfs(file)?;
+        }
+        return Ok(());
+    }
     parallel(files, File::sync_all)
+}
+
+/// One of `files` on each filesystem (device) they are on, in their order.
+#[cfg(target_os = "linux")]
+fn one_per_filesystem(files: &[File]) -> std::io::Result<Vec<&File>> {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen: Vec<(u64, &File)> = Vec::new();
+    for file in files {
+        let device = file.metadata()?.dev();
+        if !seen.iter().any(|(known, _)| *known == device) {
+            seen.push((device, file));
+        }
+    }
+    Ok(seen.into_iter().map(|(_, file)| file).collect())
 }
 
 /// Fsyncs every directory (so renames into them are durable), in parallel (blocking). Not all
@@ -205,6 +235,24 @@ pub(crate) fn sync_dirs(dirs: &[PathBuf]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn one_file_per_filesystem_is_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files: Vec<File> = (0..FILESYSTEM_SYNC_MIN + 4)
+            .map(|index| File::create(dir.path().join(format!("f{index}"))).unwrap())
+            .collect();
+        assert_eq!(one_per_filesystem(&files).unwrap().len(), 1);
+        // /proc is always another filesystem than a temporary directory.
+        files.push(File::open("/proc/self/status").unwrap());
+        files.push(File::open("/proc/self/stat").unwrap());
+        let chosen = one_per_filesystem(&files).unwrap();
+        assert_eq!(chosen.len(), 2);
+        assert!(std::ptr::eq(chosen[0], &files[0]));
+        assert!(std::ptr::eq(chosen[1], &files[FILESYSTEM_SYNC_MIN + 4]));
+        sync_files(&files[..FILESYSTEM_SYNC_MIN + 4]).unwrap();
+    }
 
     #[test]
     fn groups_are_bounded_by_count_and_bytes() {
