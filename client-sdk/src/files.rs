@@ -7,8 +7,10 @@
 //! (`missing_blobs`, in small batches, the next batch's question overlapping the current
 //! batch's uploads) and uploads only those, a few at a time. Unchanged chunks are therefore never
 //! re-sent, and an interrupted upload resumes where it stopped. Memory is bounded by
-//! `(2 × CHANNEL_DEPTH + 2 × UPLOAD_BATCH + UPLOAD_CONCURRENCY + 2) × MAX_CHUNK_SIZE` per file
-//! (about 88 MiB in the worst case, ~22 MiB typically), never by the file's size.
+//! `(2 × CHANNEL_DEPTH + 2 × UPLOAD_BATCH + UPLOAD_CONCURRENCY + 4) × MAX_CHUNK_SIZE` per file
+//! (the chunker's [`STREAM_BUFFER`](coffre_crypto::chunker::STREAM_BUFFER) is three of them;
+//! about 96 MiB in the worst case; the whole CLI peaks at 70-71 MiB RSS putting a 1 GiB file in
+//! `bench/coffre-vs-peers.sh`), never by the file's size.
 //!
 //! Download ([`get_file`], [`get_tree`]): chunks are fetched a few at a time, each checked
 //! against its id and opened in the buffer it arrived in
