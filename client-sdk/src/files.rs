@@ -28,8 +28,8 @@
 //! [`GROUP_BYTES`] (see `files/batch.rs`): one `missing` query per group, chunks and manifests in
 //! blob batches (`POST …/blobs/batch`, made durable by the gateway with one group sync), chunks
 //! fetched in batches (`POST …/blobs/fetch`), and downloaded files made durable together before
-//! they are renamed into place (on Linux one `syncfs(2)` per group of 16 files or more, else
-//! fsyncs in parallel). Memory: a few groups in flight, each a few MiB.
+//! they are renamed into place (on Linux 5.8 or later one `syncfs(2)` per group of 16 files or
+//! more, else fsyncs in parallel). Memory: a few groups in flight, each a few MiB.
 //!
 //! Local trees: symlinks are stored as symlink entries and never followed (neither on upload nor
 //! download); special files (devices, sockets, FIFOs) and names that are not valid UTF-8 entry

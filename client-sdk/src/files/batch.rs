@@ -192,19 +192,41 @@ fn parallel<T: Sync>(
     })
 }
 
-/// Makes every file's data and metadata durable (blocking). On Linux, from
+/// Makes every file's data and metadata durable (blocking). On Linux 5.8 or later, from
 /// [`FILESYSTEM_SYNC_MIN`] files, with one `syncfs(2)` per filesystem they are on (which also
-/// flushes whatever else is dirty there; Linux reports writeback errors from `syncfs` since 5.8);
-/// otherwise with fsyncs in parallel.
+/// flushes whatever else is dirty there); otherwise with fsyncs in parallel. Older kernels do
+/// not report write-back errors from `syncfs`, so a failed write would pass for a restored file.
 pub(crate) fn sync_files(files: &[File]) -> std::io::Result<()> {
     #[cfg(target_os = "linux")]
-    if files.len() >= FILESYSTEM_SYNC_MIN {
+    if files.len() >= FILESYSTEM_SYNC_MIN && syncfs_reports_errors() {
         for file in one_per_filesystem(files)? {
             rustix::fs::syncfs(file)?;
         }
         return Ok(());
     }
     parallel(files, File::sync_all)
+}
+
+/// Whether the running kernel reports write-back errors from `syncfs(2)` (Linux 5.8 and later);
+/// read once from `/proc/sys/kernel/osrelease`, `false` when that cannot be read or parsed.
+#[cfg(target_os = "linux")]
+fn syncfs_reports_errors() -> bool {
+    static REPORTS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *REPORTS.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .is_ok_and(|release| kernel_release_at_least(&release, (5, 8)))
+    })
+}
+
+/// Whether a kernel release string (`6.1.0-13-amd64`) is at least `major.minor`.
+#[cfg(target_os = "linux")]
+fn kernel_release_at_least(release: &str, (major, minor): (u32, u32)) -> bool {
+    let mut parts = release.trim().split(['.', '-']);
+    let mut number = || parts.next().and_then(|part| part.parse::<u32>().ok());
+    match (number(), number()) {
+        (Some(found_major), Some(found_minor)) => (found_major, found_minor) >= (major, minor),
+        _ => false,
+    }
 }
 
 /// One of `files` on each filesystem (device) they are on, in their order.
@@ -235,6 +257,28 @@ pub(crate) fn sync_dirs(dirs: &[PathBuf]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn syncfs_is_trusted_from_linux_5_8() {
+        for (release, expected) in [
+            ("5.8.0", true),
+            ("5.10.0-21-amd64\n", true),
+            ("6.1.0-13-amd64", true),
+            ("10.0", true),
+            ("5.7.19", false),
+            ("4.19.0-26-amd64", false),
+            ("5", false),
+            ("", false),
+            ("linux", false),
+        ] {
+            assert_eq!(
+                kernel_release_at_least(release, (5, 8)),
+                expected,
+                "{release:?}"
+            );
+        }
+    }
 
     #[cfg(target_os = "linux")]
     #[test]
